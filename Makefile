@@ -1,0 +1,41 @@
+# Two commands on a fresh machine: `make run` (the full default run) and `make test`.
+# Both create or reuse the virtual environment in .venv.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export KEDRO_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export MPLBACKEND := Agg
+
+.PHONY: install run test test-slow lint viz mlflow-ui clean-data
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/kedro run
+
+lint: install
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/mypy src
+
+test: lint
+	$(PY) -m pytest -q
+
+test-slow: install
+	$(PY) -m pytest -q -m slow
+
+viz: install
+	$(VENV)/bin/kedro viz build
+
+mlflow-ui: install
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
+
+clean-data:
+	find data -type f ! -name .gitkeep -delete
+	find data -mindepth 2 -type d -empty -delete

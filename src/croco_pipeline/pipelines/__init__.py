@@ -1,0 +1,1 @@
+"""Kedro pipelines: each sub-package wires domain functions into nodes."""

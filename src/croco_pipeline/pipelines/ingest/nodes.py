@@ -1,0 +1,52 @@
+"""Nodes of the ``ingest`` pipeline: read the raw source to the working GSD, geometry intact."""
+
+import logging
+from typing import Any
+
+from croco_pipeline.datasets import SceneSource
+from croco_pipeline.errors import bad_param
+from croco_pipeline.geo import GeoRaster
+from croco_pipeline.readers import Dfc2018Release, read_raster_pair
+
+log = logging.getLogger(__name__)
+
+#: the tile name of a single user scene before it is cut into blocks
+SCENE = "scene"
+
+
+def ingest_source(
+    source: SceneSource, preprocess: dict[str, Any]
+) -> tuple[dict[str, GeoRaster], dict[str, Any]]:
+    """Read every tile of ``source``: RGB decimated to the working GSD, heights at native GSD.
+
+    Returns:
+        ``{"<tile>/rgb": ..., "<tile>/<channel>": ...}`` (each raster in its own CRS) and a manifest
+        ``{"kind", "tiles", "channels", "gsd"}`` for the preprocessing pipeline.
+    """
+    gsd = float(preprocess["gsd"])
+    if gsd <= 0:
+        raise bad_param("preprocess.gsd", gsd, "a positive number of metres")
+    channels = tuple(preprocess["channels"])
+    rasters: dict[str, GeoRaster] = {}
+    if source.kind == "dfc2018":
+        assert source.root is not None
+        release = Dfc2018Release(source.root, channels)
+        for i, tile in enumerate(release.tiles, start=1):
+            log.info("ingest: tile %s (%d/%d)", tile.name, i, len(release.tiles))
+            for key, raster in release.read_tile(tile, gsd).items():
+                rasters[f"{tile.name}/{key}"] = raster
+        tiles = [t.name for t in release.tiles]
+    else:
+        assert source.rgb is not None
+        missing = [c for c in channels if c not in source.elevation]
+        if missing:
+            raise bad_param(
+                "preprocess.channels", list(channels), f"names among raster_pair.elevation {sorted(source.elevation)}"
+            )
+        log.info("ingest: raster pair %s + %s", source.rgb, list(source.elevation.values()))
+        wanted = {c: source.elevation[c] for c in channels}
+        for key, raster in read_raster_pair(source.rgb, wanted, gsd).items():
+            rasters[f"{SCENE}/{key}"] = raster
+        tiles = [SCENE]
+    manifest = {"kind": source.kind, "tiles": tiles, "channels": list(channels), "gsd": gsd}
+    return rasters, manifest

@@ -1,0 +1,5 @@
+"""The ``train`` pipeline: see pipeline.py."""
+
+from .pipeline import create_pipeline
+
+__all__ = ["create_pipeline"]

@@ -1,0 +1,113 @@
+"""The aligned tile stack: RGB and elevation channels on one grid, plus elevation normalisation.
+
+``TileStack`` is the in-memory contract between preprocessing, training, evaluation and localisation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from affine import Affine
+from rasterio.crs import CRS
+
+from croco_pipeline.errors import bad_param
+
+NORMALISATIONS = ("global_minmax", "relative")
+
+
+@dataclass
+class TileStack:
+    """One tile on one grid.
+
+    Attributes:
+        name: tile id (e.g. ``271460_3290290`` or ``block_r0_c1``).
+        rgb: uint8 (3, H, W).
+        elevation: float32 (C, H, W), metres, holes filled.
+        valid: bool (H, W), False where any elevation channel was nodata before filling.
+        crs, transform: the shared grid of ``rgb``, ``elevation`` and ``valid``.
+        channels: names of the elevation channels.
+        split: ``train``, ``val`` or ``test``.
+    """
+
+    name: str
+    rgb: np.ndarray
+    elevation: np.ndarray
+    valid: np.ndarray
+    crs: CRS
+    transform: Affine
+    channels: tuple[str, ...]
+    split: str = "train"
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.rgb.shape[1]), int(self.rgb.shape[2])
+
+    @property
+    def gsd(self) -> float:
+        return float(abs(self.transform.a))
+
+
+@dataclass(frozen=True)
+class NormalisationStats:
+    """Elevation scaling statistics, computed on the training split only.
+
+    ``global_minmax`` (the original code's): one min and one max over all training tiles and channels.
+    ``relative``: heights relative to each patch's minimum, divided by ``height_range`` metres.
+    """
+
+    mode: str
+    minimum: float
+    maximum: float
+    height_range: float
+
+    def __post_init__(self) -> None:
+        if self.mode not in NORMALISATIONS:
+            raise bad_param("preprocess.normalisation", self.mode, f"one of {NORMALISATIONS}")
+
+    def to_dict(self) -> dict[str, float | str]:
+        return {
+            "mode": self.mode,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
+            "height_range": self.height_range,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NormalisationStats:
+        return cls(str(d["mode"]), float(d["minimum"]), float(d["maximum"]), float(d["height_range"]))
+
+
+def normalise_elevation(patches: np.ndarray, stats: NormalisationStats) -> np.ndarray:
+    """Scale elevation patches of shape (..., C, h, w) to roughly [0, 1] as float32."""
+    x = patches.astype(np.float32, copy=False)
+    if stats.mode == "global_minmax":
+        span = max(stats.maximum - stats.minimum, 1e-6)
+        return (x - stats.minimum) / span
+    floor = x.min(axis=(-3, -2, -1), keepdims=True)
+    return (x - floor) / max(stats.height_range, 1e-6)
+
+
+def normalise_rgb(patches: np.ndarray) -> np.ndarray:
+    """uint8 RGB (..., 3, h, w) to float32 in [0, 1]."""
+    return patches.astype(np.float32) / 255.0
+
+
+def extract_patches(
+    stack: TileStack, rows: np.ndarray, cols: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut ``size`` x ``size`` windows with top-left pixels (rows[i], cols[i]) from a tile.
+
+    Returns:
+        (rgb uint8 (N, 3, size, size), elevation float32 (N, C, size, size)), unnormalised.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    h, w = stack.shape
+    if len(rows) and (rows.min() < 0 or cols.min() < 0 or rows.max() + size > h or cols.max() + size > w):
+        raise ValueError(f"patch windows of {size} px fall outside tile {stack.name} of shape {h}x{w}")
+    rgb = np.stack([stack.rgb[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)])
+    elev = np.stack(
+        [stack.elevation[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)]
+    )
+    return rgb, elev.astype(np.float32, copy=False)

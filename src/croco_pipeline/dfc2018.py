@@ -71,14 +71,17 @@ class TileId:
 
 
 def default_split(tiles: list[TileId]) -> dict[str, str]:
-    """Split of a 2 x 7 grid of tiles by position (``DEFAULT_SPLIT_GRID``); other grids cycle it."""
+    """Split of a 2 x 7 grid of tiles by position (``DEFAULT_SPLIT_GRID``).
+
+    Smaller or larger grids (test scenes) take the grid's splits in reading order, cycling.
+    """
     xs = sorted({t.xmin for t in tiles})
     ys = sorted({t.ymin for t in tiles}, reverse=True)
     flat = [s for row in DEFAULT_SPLIT_GRID for s in row]
     out: dict[str, str] = {}
     for t in tiles:
         r, c = ys.index(t.ymin), xs.index(t.xmin)
-        if len(ys) <= 2 and len(xs) <= 7:
+        if len(ys) == 2 and len(xs) == 7:
             out[t.name] = DEFAULT_SPLIT_GRID[r][c]
         else:
             out[t.name] = flat[(r * len(xs) + c) % len(flat)]

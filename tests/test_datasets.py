@@ -72,7 +72,9 @@ def test_model_dataset_loads_with_weights_only(tmp_path):
     ds = TorchModelDataset(str(tmp_path / "m.pt"))
     ds.save({"config": {"stem": "fast"}, "state_dict": {"w": torch.ones(2)}})
     back = ds.load()
-    assert back["config"] == {"stem": "fast"} and torch.equal(back["state_dict"]["w"], torch.ones(2))
+    assert back["config"] == {"stem": "fast"} and torch.equal(
+        back["state_dict"]["w"], torch.ones(2)
+    )
     with pytest.raises(DatasetError, match="not found"):
         TorchModelDataset(str(tmp_path / "none.pt")).load()
 
@@ -82,5 +84,7 @@ def test_scene_source_configuration_errors():
         SceneSourceDataset(source="ftp")
     with pytest.raises(DatasetError, match="raster_pair.rgb"):
         SceneSourceDataset(source="raster_pair", raster_pair={"rgb": "a.tif"}).load()
-    src = SceneSourceDataset(source="raster_pair", raster_pair={"rgb": "a.tif", "elevation": {"dsm": "d.tif"}})
+    src = SceneSourceDataset(
+        source="raster_pair", raster_pair={"rgb": "a.tif", "elevation": {"dsm": "d.tif"}}
+    )
     assert src.load().elevation == {"dsm": __import__("pathlib").Path("d.tif")}

@@ -82,9 +82,15 @@ class TileStackDataset(AbstractDataset[TileStack, TileStack]):
 
     def save(self, data: TileStack) -> None:
         bands = np.concatenate(
-            [data.rgb.astype(np.float32), data.elevation.astype(np.float32), data.valid[None].astype(np.float32)]
+            [
+                data.rgb.astype(np.float32),
+                data.elevation.astype(np.float32),
+                data.valid[None].astype(np.float32),
+            ]
         )
-        raster = GeoRaster(bands, data.crs, data.transform, None, RGB_BANDS + tuple(data.channels) + (VALID_BAND,))
+        raster = GeoRaster(
+            bands, data.crs, data.transform, None, RGB_BANDS + tuple(data.channels) + (VALID_BAND,)
+        )
         write_geotiff(raster, self._filepath)
         with rasterio.open(self._filepath, "r+") as dst:
             dst.update_tags(tile=data.name, split=data.split)
@@ -127,7 +133,9 @@ class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
         metadata: dict[str, Any] | None = None,
     ) -> None:
         if source not in ("dfc2018", "raster_pair"):
-            raise DatasetError(f"raw_source: source = {source!r}; expected 'dfc2018' or 'raster_pair'")
+            raise DatasetError(
+                f"raw_source: source = {source!r}; expected 'dfc2018' or 'raster_pair'"
+            )
         self._source = source
         self._dfc2018 = dfc2018 or {}
         self._raster_pair = raster_pair or {}
@@ -152,7 +160,9 @@ class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
         from croco_pipeline.synthetic import SyntheticConfig, write_synthetic_release
 
         if not isinstance(data, SyntheticConfig):
-            raise DatasetError(f"raw_source: can only save a SyntheticConfig, got {type(data).__name__}")
+            raise DatasetError(
+                f"raw_source: can only save a SyntheticConfig, got {type(data).__name__}"
+            )
         source = self.load()
         if source.kind != "dfc2018" or source.root is None:
             log.info("raw_source is a user's raster pair: no synthetic release written")
@@ -192,7 +202,9 @@ class TorchModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
 
     def load(self) -> dict[str, Any]:
         if not self._filepath.exists():
-            raise DatasetError(f"model file not found: {self._filepath} (run the train pipeline first)")
+            raise DatasetError(
+                f"model file not found: {self._filepath} (run the train pipeline first)"
+            )
         return torch.load(self._filepath, map_location="cpu", weights_only=True)
 
     def save(self, data: dict[str, Any]) -> None:

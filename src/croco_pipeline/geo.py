@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import rasterio
 from affine import Affine
+from rasterio._err import CPLE_BaseError
 from rasterio.crs import CRS
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from croco_pipeline.errors import CrocoInputError
@@ -35,7 +36,9 @@ class GeoRaster:
         if self.data.ndim == 2:
             self.data = self.data[None]
         if self.data.ndim != 3:
-            raise ValueError(f"GeoRaster data must be (bands, rows, cols), got shape {self.data.shape}")
+            raise ValueError(
+                f"GeoRaster data must be (bands, rows, cols), got shape {self.data.shape}"
+            )
         if self.band_names and len(self.band_names) != self.data.shape[0]:
             raise ValueError(
                 f"{len(self.band_names)} band names for {self.data.shape[0]} bands: {self.band_names}"
@@ -87,11 +90,13 @@ def read_geotiff(
             transform = base @ Affine.scale(win.width / shape[1], win.height / shape[0])
             names = tuple(d or f"band{i + 1}" for i, d in enumerate(src.descriptions))
             return GeoRaster(data, src.crs, transform, src.nodata, names)
-    except RasterioIOError as exc:
+    except (RasterioError, CPLE_BaseError) as exc:
         raise CrocoInputError(f"cannot read raster {path}: {exc}") from exc
 
 
-def write_geotiff(raster: GeoRaster, path: str | os.PathLike[str], *, compress: str = "deflate") -> None:
+def write_geotiff(
+    raster: GeoRaster, path: str | os.PathLike[str], *, compress: str = "deflate"
+) -> None:
     """Write ``raster`` as a tiled GeoTIFF at ``path`` atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,8 @@ class TileStack:
         name: tile id (e.g. ``271460_3290290`` or ``block_r0_c1``).
         rgb: uint8 (3, H, W).
         elevation: float32 (C, H, W), metres, holes filled.
-        valid: bool (H, W), False where any elevation channel was nodata before filling.
+        valid: bool (H, W), False where any elevation channel was nodata before filling or the
+            RGB does not cover the pixel.
         crs, transform: the shared grid of ``rgb``, ``elevation`` and ``valid``.
         channels: names of the elevation channels.
         split: ``train``, ``val`` or ``test``.
@@ -75,7 +76,9 @@ class NormalisationStats:
 
     @classmethod
     def from_dict(cls, d: dict) -> NormalisationStats:
-        return cls(str(d["mode"]), float(d["minimum"]), float(d["maximum"]), float(d["height_range"]))
+        return cls(
+            str(d["mode"]), float(d["minimum"]), float(d["maximum"]), float(d["height_range"])
+        )
 
 
 def normalise_elevation(patches: np.ndarray, stats: NormalisationStats) -> np.ndarray:
@@ -104,9 +107,15 @@ def extract_patches(
     rows = np.asarray(rows, dtype=np.int64)
     cols = np.asarray(cols, dtype=np.int64)
     h, w = stack.shape
-    if len(rows) and (rows.min() < 0 or cols.min() < 0 or rows.max() + size > h or cols.max() + size > w):
-        raise ValueError(f"patch windows of {size} px fall outside tile {stack.name} of shape {h}x{w}")
-    rgb = np.stack([stack.rgb[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)])
+    if len(rows) and (
+        rows.min() < 0 or cols.min() < 0 or rows.max() + size > h or cols.max() + size > w
+    ):
+        raise ValueError(
+            f"patch windows of {size} px fall outside tile {stack.name} of shape {h}x{w}"
+        )
+    rgb = np.stack(
+        [stack.rgb[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)]
+    )
     elev = np.stack(
         [stack.elevation[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)]
     )

@@ -6,7 +6,6 @@ through ``croco_pipeline.geo`` here, with a round-trip test. Every save is atomi
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -158,6 +157,7 @@ class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
 
     def save(self, data: Any) -> None:
         from croco_pipeline.synthetic import SyntheticConfig, write_synthetic_release
+        from croco_pipeline.synthetic.release import release_matches
 
         if not isinstance(data, SyntheticConfig):
             raise DatasetError(
@@ -172,7 +172,7 @@ class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
         if root.exists() and not marker.exists():
             log.warning("raw_source %s holds a release that is not synthetic: left untouched", root)
             return
-        if marker.exists() and json.loads(marker.read_text()).get("config") == _config_dict(data):
+        if release_matches(root, data):
             log.info("synthetic release at %s already matches the config: reused", root)
             return
         log.info("writing the synthetic DFC2018 release to %s", root)
@@ -185,12 +185,6 @@ class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
 
     def _describe(self) -> dict[str, Any]:
         return {"source": self._source, "dfc2018": self._dfc2018, "raster_pair": self._raster_pair}
-
-
-def _config_dict(config: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return json.loads(json.dumps(asdict(config)))
 
 
 class TorchModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):

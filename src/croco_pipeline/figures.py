@@ -27,21 +27,29 @@ def _new_figure(width: float, height: float) -> Figure:
     return fig
 
 
-def _grid_cells(grid: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Unique patch rows / cols of a regular grid and each patch's cell (i, j) in it."""
-    urows, ucols = np.unique(grid["row"]), np.unique(grid["col"])
-    i = np.searchsorted(urows, grid["row"].to_numpy())
-    j = np.searchsorted(ucols, grid["col"].to_numpy())
-    return urows, ucols, i, j
-
-
 def _grid_stride(values: np.ndarray, size: int) -> int:
-    if len(values) < 2:
+    """The grid step along one axis; steps that are multiples of it are holes (dropped patches)."""
+    steps = np.diff(np.unique(values))
+    if not len(steps):
         return size
-    steps = np.unique(np.diff(values))
-    if len(steps) != 1:
-        raise ValueError(f"patch grid is not regular: row/col steps {steps.tolist()}")
-    return int(steps[0])
+    stride = int(np.gcd.reduce(steps))
+    if stride != steps.min():
+        raise ValueError(f"patch grid is not regular: row/col steps {np.unique(steps).tolist()}")
+    return stride
+
+
+def _grid_cells(grid: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Row / col pixel origins of the regular grid's cells and each patch's cell (i, j) in it.
+
+    Patches dropped for nodata leave NaN cells, not a shifted grid.
+    """
+    rows, cols = grid["row"].to_numpy(), grid["col"].to_numpy()
+    size = int(grid["size_px"].iloc[0])
+    sr, sc = _grid_stride(rows, size), _grid_stride(cols, size)
+    i, j = (rows - rows.min()) // sr, (cols - cols.min()) // sc
+    urows = rows.min() + sr * np.arange(i.max() + 1)
+    ucols = cols.min() + sc * np.arange(j.max() + 1)
+    return urows, ucols, i, j
 
 
 def similarity_grid(grid: pd.DataFrame, similarities: np.ndarray) -> np.ndarray:
@@ -181,3 +189,25 @@ def failure_gallery_figure(
             ax.set_title(title, fontsize=8)
     fig.suptitle(f"{direction}: top-1 failures; #k = k-th retrieved, with its cosine score")
     return fig
+
+
+def stack_figures(figures: Sequence[Figure], dpi: int = 80) -> Figure:
+    """Render figures and stack them vertically into one figure (one PNG / one MLflow artifact)."""
+    if not figures:
+        raise ValueError("stack_figures needs at least one figure")
+    images = []
+    for f in figures:
+        f.set_dpi(dpi)
+        f.canvas.draw()
+        images.append(np.asarray(f.canvas.buffer_rgba())[..., :3])  # type: ignore[attr-defined]
+    width = max(im.shape[1] for im in images)
+    padded = [
+        np.pad(im, ((0, 0), (0, width - im.shape[1]), (0, 0)), constant_values=255) for im in images
+    ]
+    canvas = np.concatenate(padded)
+    out = Figure(figsize=(width / dpi, canvas.shape[0] / dpi), dpi=dpi)
+    FigureCanvasAgg(out)
+    ax = out.add_axes((0, 0, 1, 1))
+    ax.imshow(canvas)
+    ax.axis("off")
+    return out

@@ -41,7 +41,9 @@ def ingest_source(
         missing = [c for c in channels if c not in source.elevation]
         if missing:
             raise bad_param(
-                "preprocess.channels", list(channels), f"names among raster_pair.elevation {sorted(source.elevation)}"
+                "preprocess.channels",
+                list(channels),
+                f"names among raster_pair.elevation {sorted(source.elevation)}",
             )
         log.info("ingest: raster pair %s + %s", source.rgb, list(source.elevation.values()))
         wanted = {c: source.elevation[c] for c in channels}

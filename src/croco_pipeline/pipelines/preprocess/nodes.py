@@ -48,7 +48,9 @@ def split_tiles(
         blocks = preprocess["blocks"]
         patch_m = float(preprocess["patch_size_m"])
         if float(blocks["buffer_m"]) < patch_m:
-            raise bad_param("preprocess.blocks.buffer_m", blocks["buffer_m"], f">= patch_size_m ({patch_m})")
+            raise bad_param(
+                "preprocess.blocks.buffer_m", blocks["buffer_m"], f">= patch_size_m ({patch_m})"
+            )
         split = []
         for stack in stacks.values():
             split += split_into_blocks(
@@ -69,7 +71,9 @@ def normalisation_stats(
     """Elevation scaling statistics from the training split only."""
     train = [s for s in materialise(aligned_stacks).values() if s.split == "train"]
     stats = compute_normalisation(
-        train, preprocess["normalisation"], height_range=float(preprocess["relative_height_range_m"])
+        train,
+        preprocess["normalisation"],
+        height_range=float(preprocess["relative_height_range_m"]),
     )
     return stats.to_dict()
 

@@ -1,0 +1,129 @@
+"""Nodes of the ``evaluate`` pipeline: both protocols for the model and the classical baseline."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.figure import Figure
+
+from croco_pipeline.baseline import BaselineModel
+from croco_pipeline.evaluation import evaluate_all, flatten_metrics, markdown_report
+from croco_pipeline.figures import (
+    failure_gallery_figure,
+    heatmap_figure,
+    heatmap_geotiff,
+    retrieval_map_figure,
+    stack_figures,
+)
+from croco_pipeline.geo import GeoRaster
+from croco_pipeline.models import CrocoModel, ModelConfig, build_model
+from croco_pipeline.pipelines.utils import materialise
+from croco_pipeline.retrieval import (
+    embed_elevation_queries,
+    embed_rgb_gallery,
+    similarity_to_gallery,
+)
+from croco_pipeline.stack import NormalisationStats, TileStack
+from croco_pipeline.trainer import resolve_device
+
+log = logging.getLogger(__name__)
+
+
+def load_model(bundle: dict[str, Any]) -> CrocoModel:
+    """Rebuild the trained model from the ``croco_model`` dataset's content."""
+    model = build_model(ModelConfig(**bundle["config"]))
+    model.load_state_dict(bundle["state_dict"])
+    return model.eval()
+
+
+def evaluate_model(
+    croco_model: dict[str, Any],
+    aligned_stacks: dict[str, Callable[[], TileStack]],
+    eval_patch_index: pd.DataFrame,
+    normalisation_stats: dict[str, Any],
+    evaluate: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], str, pd.DataFrame]:
+    """Paper and localisation protocols on the test split, learned model beside the baseline.
+
+    Returns:
+        metrics.json content, the same numbers flattened for MLflow, a markdown report, and the
+        paper-protocol records of every query (model and baseline) for the figures.
+    """
+    stacks = [s for s in materialise(aligned_stacks).values() if s.split == "test"]
+    index = eval_patch_index[eval_patch_index["split"] == "test"]
+    stats = NormalisationStats.from_dict(normalisation_stats)
+    device = resolve_device(str(evaluate.get("device", "auto")))
+    baseline = BaselineModel(**evaluate.get("baseline", {}))
+    log.info("evaluate: %d test tiles, %d grid patches", len(stacks), len(index))
+    with torch.inference_mode():
+        metrics, records = evaluate_all(
+            load_model(croco_model).to(device),
+            baseline,
+            stacks,
+            index,
+            stats,
+            strides_m=tuple(float(s) for s in evaluate["strides_m"]),
+            ks=tuple(int(k) for k in evaluate["ks"]),
+            n_queries=int(evaluate["n_queries"]),
+            seed=int(evaluate["seed"]),
+            min_valid_fraction=float(evaluate["min_valid_fraction"]),
+            device=device,
+            batch_size=int(evaluate["batch_size"]),
+            return_records=True,
+        )
+    flat = {k: {"value": v, "step": 0} for k, v in flatten_metrics(metrics).items()}
+    # headline names: the model's elevation -> RGB figures under the paper protocol
+    for k in ("top1", "top5"):
+        flat[f"paper/{k}"] = {"value": metrics["model"]["paper"]["elevation_to_rgb"][k], "step": 0}
+    table = pd.concat([r.assign(method=name) for name, r in records.items()], ignore_index=True)
+    report = markdown_report(metrics)
+    log.info("evaluate:\n%s", report)
+    return metrics, flat, report, table
+
+
+def make_figures(
+    croco_model: dict[str, Any],
+    aligned_stacks: dict[str, Callable[[], TileStack]],
+    eval_patch_index: pd.DataFrame,
+    normalisation_stats: dict[str, Any],
+    retrieval_records: pd.DataFrame,
+    evaluate: dict[str, Any],
+) -> tuple[Figure, dict[str, GeoRaster], Figure, Figure]:
+    """The paper's figures: similarity heatmaps (Fig. 5, also as GeoTIFFs), the map of correct and
+    wrong retrievals (Fig. 6/7) and a gallery of failures with their top-5 (Fig. 8)."""
+    stacks = {n: s for n, s in materialise(aligned_stacks).items() if s.split == "test"}
+    stats = NormalisationStats.from_dict(normalisation_stats)
+    device = resolve_device(str(evaluate.get("device", "auto")))
+    model = load_model(croco_model).to(device)
+    fig_params = evaluate.get("figures", {})
+    records = retrieval_records[
+        (retrieval_records["method"] == "model")
+        & (retrieval_records["direction"] == "elevation_to_rgb")
+    ]
+    first = sorted(stacks)[0]
+    stack = stacks[first]
+    grid = eval_patch_index[eval_patch_index["tile"] == first].reset_index(drop=True)
+    size = int(grid["size_px"].iloc[0])
+    rows, cols = grid["row"].to_numpy(), grid["col"].to_numpy()
+    gallery = embed_rgb_gallery(model, stack, rows, cols, size, device=device)
+    picks = np.linspace(0, len(grid) - 1, int(fig_params.get("n_heatmaps", 3))).round().astype(int)
+    queries = embed_elevation_queries(
+        model, stack, rows[picks], cols[picks], size, stats, device=device
+    )
+    heatmaps, geotiffs = [], {}
+    for q, true_index in zip(queries, picks, strict=True):
+        sims = similarity_to_gallery(q, gallery)
+        top5 = np.argsort(-sims)[:5]
+        heatmaps.append(heatmap_figure(stack, grid, sims, int(true_index), top5.tolist()))
+        geotiffs[f"{first}_patch{int(true_index):04d}"] = heatmap_geotiff(stack, grid, sims)
+    ordered = list(stacks.values())
+    n_fail = int(fig_params.get("n_failures", 8))
+    return (
+        stack_figures(heatmaps),
+        geotiffs,
+        retrieval_map_figure(ordered, records),
+        failure_gallery_figure(ordered, records, n=n_fail),
+    )

@@ -51,8 +51,10 @@ def train_model(
     model = build_model(model_config)
     index = train_patch_index[train_patch_index["split"] == "train"]
     result = train(model, train_stacks, index, stats, config, validate=validate)
-    history = pd.DataFrame(result.history)
-    best = history.loc[history["val_top1"].idxmax()] if "val_top1" in history else history.iloc[-1]
+    # epochs counted from 1 for people; validation figures named as such
+    history = pd.DataFrame(result.history).rename(columns={"top1": "val_top1", "top5": "val_top5"})
+    history["epoch"] = history["epoch"].astype(int) + 1
+    best = history[history["epoch"] == result.best_epoch + 1].iloc[0]
     bundle = {
         "config": asdict(model_config),
         "state_dict": result.best_state,

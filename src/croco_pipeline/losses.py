@@ -1,0 +1,83 @@
+"""Contrastive losses that pull co-located RGB and elevation embeddings together.
+
+Both losses L2-normalise their inputs internally (normalising an already unit vector is a no-op), and
+compute in float32 whatever the input dtype, so they stay stable under bf16/fp16 autocast.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _check_inputs(z_a: Tensor, z_b: Tensor, temperature: float) -> None:
+    if not temperature > 0.0:
+        raise ValueError(f"temperature must be > 0, got {temperature!r}")
+    if z_a.ndim != 2 or z_a.shape != z_b.shape:
+        raise ValueError(
+            f"expected two (N, D) tensors of equal shape, got {tuple(z_a.shape)} and {tuple(z_b.shape)}"
+        )
+    if z_a.shape[0] < 1:
+        raise ValueError("expected at least one pair, got an empty batch")
+
+
+def _unit_float32(z: Tensor) -> Tensor:
+    # Low-precision logits divided by a small temperature lose too many bits: work in float32.
+    return F.normalize(z.float(), dim=1)
+
+
+def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.1) -> Tensor:
+    """SimCLR's NT-Xent loss over the 2N embeddings of N positive pairs.
+
+    Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020,
+    as used by CroCo (ISPRS Annals 2022). Each of the 2N embeddings is an anchor; its positive is its
+    partner in the other modality and its 2N - 2 negatives are every other embedding, including those
+    of its own modality. The anchor's similarity to itself is excluded by setting that logit to -inf.
+
+    The library the original CroCo code used excluded the self-similarity by subtracting e^1 from the
+    softmax denominator, which is only right for temperature 1: the self-term is e^(1/tau), so with
+    tau = 0.1 about e^10 - e^1 of spurious mass stayed in every denominator. This is the correct loss.
+
+    Args:
+        z_a: (N, D) embeddings of modality a (e.g. RGB); normalised internally.
+        z_b: (N, D) embeddings of modality b (e.g. elevation), row i paired with ``z_a[i]``.
+        temperature: softmax temperature tau > 0.
+
+    Returns:
+        Scalar float32 tensor: mean over the 2N anchors of -log softmax(positive).
+    """
+    _check_inputs(z_a, z_b, temperature)
+    n = z_a.shape[0]
+    z = torch.cat([_unit_float32(z_a), _unit_float32(z_b)], dim=0)  # (2N, D)
+    logits = z @ z.T / temperature  # (2N, 2N)
+    self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
+    logits = logits.masked_fill(self_mask, float("-inf"))
+    # Anchor i in [0, N) pairs with i + N, and anchor i + N with i.
+    targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
+    return F.cross_entropy(logits, targets)
+
+
+def cross_modal_info_nce(z_a: Tensor, z_b: Tensor, temperature: float = 0.07) -> Tensor:
+    """Symmetric cross-modal InfoNCE (CLIP-style) using only the a <-> b similarities.
+
+    Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021;
+    van den Oord et al., "Representation Learning with Contrastive Predictive Coding", 2018. Unlike
+    NT-Xent, same-modality pairs are not negatives: for each RGB anchor the candidates are the N
+    elevation embeddings, and vice versa, which matches the retrieval task (elevation query, RGB gallery).
+
+    Args:
+        z_a: (N, D) embeddings of modality a; normalised internally.
+        z_b: (N, D) embeddings of modality b, row i paired with ``z_a[i]``.
+        temperature: softmax temperature tau > 0.
+
+    Returns:
+        Scalar float32 tensor: (CE(a -> b) + CE(b -> a)) / 2, each a mean over N anchors.
+    """
+    _check_inputs(z_a, z_b, temperature)
+    logits = _unit_float32(z_a) @ _unit_float32(z_b).T / temperature  # (N, N)
+    targets = torch.arange(z_a.shape[0], device=logits.device)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+
+
+LOSSES = {"nt_xent": nt_xent, "info_nce": cross_modal_info_nce}

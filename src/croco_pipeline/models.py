@@ -1,0 +1,125 @@
+"""The CroCo two-branch model: one ResNet18 per modality and a projection head to a unit sphere.
+
+Embeddings from ``embed_rgb`` and ``embed_elevation`` are compared by cosine similarity (dot product).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.models import ResNet, resnet18
+
+from croco_pipeline.errors import bad_param
+
+STEMS = ("cifar", "imagenet", "fast")
+FEATURE_DIM = 512
+
+
+def _resnet18_encoder(in_channels: int, stem: str) -> ResNet:
+    """ResNet18 (He et al., CVPR 2016), random init, returning the (N, 512) pooled features.
+
+    ``cifar``: 3x3 stride-1 first conv, no max-pool (the original CroCo code; keeps small patches large).
+    ``imagenet``: torchvision's 7x7 stride-2 conv and max-pool.
+    ``fast``: 3x3 stride-2 first conv, no max-pool: a quarter of cifar's activations, measured about
+    2x faster on CPU and more accurate at 32 px within a fixed time budget.
+    """
+    net = resnet18(weights=None)
+    if stem == "imagenet":
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+    else:
+        stride = 1 if stem == "cifar" else 2
+        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=stride, padding=1, bias=False)
+        net.maxpool = nn.Identity()  # type: ignore[assignment]
+    net.fc = nn.Identity()  # type: ignore[assignment]
+    return net
+
+
+class ProjectionHead(nn.Sequential):
+    """SimCLR projection: Linear(512, 512) -> BatchNorm -> ReLU -> Linear(512, dim, no bias).
+
+    Input (N, 512), output (N, dim), not yet normalised.
+    """
+
+    def __init__(self, in_dim: int = FEATURE_DIM, out_dim: int = 128) -> None:
+        super().__init__(
+            nn.Linear(in_dim, in_dim),
+            nn.BatchNorm1d(in_dim),
+            nn.ReLU(inplace=True),
+            nn.Linear(in_dim, out_dim, bias=False),
+        )
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture choices; ``from_params`` validates the ``train.model`` parameters."""
+
+    stem: str = "cifar"
+    shared_head: bool = True
+    embedding_dim: int = 128
+    n_elevation_channels: int = 3
+
+    def __post_init__(self) -> None:
+        if self.stem not in STEMS:
+            raise bad_param("train.model.stem", self.stem, f"one of {STEMS}")
+        if not isinstance(self.shared_head, bool):
+            raise bad_param("train.model.shared_head", self.shared_head, "true or false")
+        for key in ("embedding_dim", "n_elevation_channels"):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise bad_param(f"train.model.{key}", value, "a positive integer")
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> ModelConfig:
+        """Build from a parameters dict; unknown keys raise ``CrocoConfigError``."""
+        known = {f.name for f in fields(cls)}
+        for key in params:
+            if key not in known:
+                raise bad_param(
+                    f"train.model.{key}", params[key], f"a known key, one of {sorted(known)}"
+                )
+        return cls(**params)
+
+
+class CrocoModel(nn.Module):
+    """Two independent ResNet18 encoders (RGB, elevation) and one shared or two separate heads.
+
+    Inputs: rgb (N, 3, s, s), elevation (N, C, s, s) float. Outputs: (N, embedding_dim), unit L2 norm.
+    """
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.rgb_encoder = _resnet18_encoder(3, config.stem)
+        self.elevation_encoder = _resnet18_encoder(config.n_elevation_channels, config.stem)
+        self.rgb_head = ProjectionHead(FEATURE_DIM, config.embedding_dim)
+        # The original code projected both branches with one head; a second head is an option.
+        self.elevation_head = (
+            self.rgb_head
+            if config.shared_head
+            else ProjectionHead(FEATURE_DIM, config.embedding_dim)
+        )
+
+    def embed_rgb(self, x: Tensor) -> Tensor:
+        """(N, 3, s, s) -> (N, embedding_dim) L2-normalised."""
+        return F.normalize(self.rgb_head(self.rgb_encoder(x)), dim=1)
+
+    def embed_elevation(self, x: Tensor) -> Tensor:
+        """(N, C, s, s) -> (N, embedding_dim) L2-normalised."""
+        return F.normalize(self.elevation_head(self.elevation_encoder(x)), dim=1)
+
+    def forward(self, rgb: Tensor, elevation: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns (z_rgb, z_elevation), each (N, embedding_dim) with unit norm."""
+        return self.embed_rgb(rgb), self.embed_elevation(elevation)
+
+
+def build_model(config: ModelConfig) -> CrocoModel:
+    """Construct a randomly initialised ``CrocoModel``."""
+    return CrocoModel(config)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """Number of distinct parameters (a shared head counts once)."""
+    return sum(p.numel() for p in module.parameters())

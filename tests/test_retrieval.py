@@ -167,3 +167,19 @@ def test_stack_helpers_match_direct_extraction(stack: TileStack) -> None:
     batches = list(iter_rgb_batches(stack, rows, cols, 16, batch_size=4))
     assert [b.shape for b in batches] == [(4, 3, 16, 16), (1, 3, 16, 16)]
     assert batches[0].dtype == np.float32 and batches[0].max() <= 1.0
+
+
+def test_map_index_ivf_visiting_every_cell_is_exact_and_bad_kind_raises() -> None:
+    from croco_pipeline.retrieval import MapIndex
+
+    rng = np.random.default_rng(3)
+    gallery = rng.normal(size=(600, 16)).astype(np.float32)
+    queries = rng.normal(size=(20, 16)).astype(np.float32)
+    _, exact = topk_cosine(queries, gallery, 5, backend="torch")
+    index = MapIndex(16, "ivf", nlist=8, nprobe=8)
+    index.add(gallery)
+    assert len(index) == 600
+    _, idx = index.search(queries, 5)
+    np.testing.assert_array_equal(idx, exact)
+    with pytest.raises(ValueError, match="kind"):
+        MapIndex(16, "hnsw")

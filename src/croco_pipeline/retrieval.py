@@ -172,17 +172,64 @@ def _topk_torch(
     return best_s.numpy(), best_i.numpy()
 
 
-def _topk_faiss(queries: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    import faiss  # imported lazily: only this backend needs it
+INDEX_KINDS = ("flat", "ivf")
 
-    q = _unit(torch.from_numpy(np.array(queries, dtype=np.float32))).numpy()
-    index = faiss.IndexFlatIP(gallery.shape[1])
-    # Normalise and add in chunks so the only full-size copy is the one the index keeps.
-    for start in range(0, len(gallery), 65536):
-        chunk = torch.from_numpy(np.array(gallery[start : start + 65536], dtype=np.float32))
-        index.add(np.ascontiguousarray(_unit(chunk).numpy()))
-    scores, idx = index.search(q, k)
-    return scores, idx.astype(np.int64)
+
+class MapIndex:
+    """A prebuilt FAISS index over unit-normalised gallery vectors, searched by inner product.
+
+    ``flat`` is exact (``IndexFlatIP``). ``ivf`` is approximate (``IndexIVFFlat``: ``nlist`` k-means
+    cells, ``nprobe`` of them visited per query) for city-scale maps where an exact scan is too slow;
+    it is trained on a seeded sample of the first vectors added.
+    """
+
+    def __init__(
+        self, dim: int, kind: str = "flat", nlist: int = 1024, nprobe: int = 16, seed: int = 0
+    ) -> None:
+        import faiss  # imported lazily: only the FAISS paths need it
+
+        if kind not in INDEX_KINDS:
+            raise ValueError(f"kind must be one of {INDEX_KINDS}, got {kind!r}")
+        if nlist < 1 or nprobe < 1:
+            raise ValueError(f"nlist and nprobe must be >= 1, got {nlist} and {nprobe}")
+        self.kind, self.seed = kind, seed
+        if kind == "flat":
+            self._index = faiss.IndexFlatIP(dim)
+        else:
+            self._quantiser = faiss.IndexFlatIP(dim)
+            self._index = faiss.IndexIVFFlat(
+                self._quantiser, dim, nlist, faiss.METRIC_INNER_PRODUCT
+            )
+            self._index.nprobe = nprobe
+
+    def __len__(self) -> int:
+        return int(self._index.ntotal)
+
+    def add(self, vectors: np.ndarray, chunk_size: int = 65536) -> None:
+        """Normalise and add (G, D) vectors in chunks (the index keeps the only full copy)."""
+        if not self._index.is_trained:
+            n_train = min(len(vectors), 64 * self._index.nlist)
+            pick = np.random.default_rng(self.seed).choice(len(vectors), n_train, replace=False)
+            self._index.train(_unit_np(vectors[np.sort(pick)]))
+        for start in range(0, len(vectors), chunk_size):
+            self._index.add(_unit_np(vectors[start : start + chunk_size]))
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(scores float32 (Q, k), indices int64 (Q, k)), best first; -1 where IVF found fewer."""
+        scores, idx = self._index.search(_unit_np(queries), k)
+        return scores, idx.astype(np.int64)
+
+
+def _unit_np(x: np.ndarray) -> np.ndarray:
+    x = np.array(x, dtype=np.float32)
+    x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    return x
+
+
+def _topk_faiss(queries: np.ndarray, gallery: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    index = MapIndex(gallery.shape[1], "flat")
+    index.add(gallery)
+    return index.search(queries, k)
 
 
 def topk_cosine(

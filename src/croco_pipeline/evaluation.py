@@ -290,8 +290,12 @@ def evaluate_all(
     device: str | torch.device = "cpu",
     batch_size: int = 256,
     return_records: bool = False,
+    localisation_stacks: Sequence[TileStack] | None = None,
 ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Both protocols for the learned model and the classical baseline, same queries for both.
+
+    ``localisation_stacks`` (default: ``stacks``) is the area the localisation galleries cover,
+    e.g. cropped tiles where embedding the whole test area at a 2 m stride would take too long.
 
     Both models must already sit on ``device``; modules are switched to eval mode here.
 
@@ -310,7 +314,7 @@ def evaluate_all(
         loc = {
             f"stride_{s:g}m": localisation_protocol(
                 m,
-                stacks,
+                localisation_stacks or stacks,
                 stats,
                 s,
                 size,

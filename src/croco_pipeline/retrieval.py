@@ -193,6 +193,7 @@ class MapIndex:
         if nlist < 1 or nprobe < 1:
             raise ValueError(f"nlist and nprobe must be >= 1, got {nlist} and {nprobe}")
         self.kind, self.seed = kind, seed
+        self._index: Any
         if kind == "flat":
             self._index = faiss.IndexFlatIP(dim)
         else:

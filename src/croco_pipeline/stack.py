@@ -120,3 +120,26 @@ def extract_patches(
         [stack.elevation[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)]
     )
     return rgb, elev.astype(np.float32, copy=False)
+
+
+def crop_stack(stack: TileStack, size_m: float) -> TileStack:
+    """The centred ``size_m`` x ``size_m`` window of a tile (the whole tile if it is smaller).
+
+    The transform moves with the window, so map coordinates of every pixel are unchanged.
+    """
+    h, w = stack.shape
+    side = int(round(size_m / stack.gsd))
+    if side <= 0:
+        raise bad_param("size_m", size_m, "a positive number of metres")
+    r0, c0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    r1, c1 = min(h, r0 + side), min(w, c0 + side)
+    return TileStack(
+        name=stack.name,
+        rgb=stack.rgb[:, r0:r1, c0:c1],
+        elevation=stack.elevation[:, r0:r1, c0:c1],
+        valid=stack.valid[r0:r1, c0:c1],
+        crs=stack.crs,
+        transform=stack.transform * Affine.translation(c0, r0),
+        channels=stack.channels,
+        split=stack.split,
+    )

@@ -1,12 +1,10 @@
 """Helpers shared by pipeline nodes (Kedro plumbing only, no domain logic)."""
 
-from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
-
-T = TypeVar("T")
+from collections.abc import Mapping
+from typing import Any
 
 
-def materialise(partitions: Mapping[str, Callable[[], T] | T]) -> dict[str, T]:
+def materialise(partitions: Mapping[str, Any]) -> dict[str, Any]:
     """Load every partition of a PartitionedDataset (values may already be loaded), sorted by key."""
     return {k: (v() if callable(v) else v) for k, v in sorted(partitions.items())}
 

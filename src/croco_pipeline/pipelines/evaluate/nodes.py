@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from croco_pipeline.retrieval import (
     embed_rgb_gallery,
     similarity_to_gallery,
 )
-from croco_pipeline.stack import NormalisationStats, TileStack
+from croco_pipeline.stack import NormalisationStats, TileStack, crop_stack
 from croco_pipeline.trainer import resolve_device
 
 log = logging.getLogger(__name__)
@@ -37,6 +37,11 @@ def load_model(bundle: dict[str, Any]) -> CrocoModel:
     model = build_model(ModelConfig(**bundle["config"]))
     model.load_state_dict(bundle["state_dict"])
     return model.eval()
+
+
+def _localisation_area(stacks: list[TileStack], size_m: float | None) -> list[TileStack] | None:
+    """Centred windows of the test tiles for the localisation galleries (None: whole tiles)."""
+    return None if size_m is None else [crop_stack(s, float(size_m)) for s in stacks]
 
 
 def evaluate_model(
@@ -59,7 +64,7 @@ def evaluate_model(
     baseline = BaselineModel(**evaluate.get("baseline", {}))
     log.info("evaluate: %d test tiles, %d grid patches", len(stacks), len(index))
     with torch.inference_mode():
-        metrics, records = evaluate_all(
+        result = evaluate_all(
             load_model(croco_model).to(device),
             baseline,
             stacks,
@@ -73,7 +78,9 @@ def evaluate_model(
             device=device,
             batch_size=int(evaluate["batch_size"]),
             return_records=True,
+            localisation_stacks=_localisation_area(stacks, evaluate.get("localisation_area_m")),
         )
+    metrics, records = cast(tuple[dict[str, Any], dict[str, pd.DataFrame]], result)
     flat = {k: {"value": v, "step": 0} for k, v in flatten_metrics(metrics).items()}
     # headline names: the model's elevation -> RGB figures under the paper protocol
     for k in ("top1", "top5"):

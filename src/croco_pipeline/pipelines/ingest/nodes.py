@@ -1,6 +1,7 @@
 """Nodes of the ``ingest`` pipeline: read the raw source to the working GSD, geometry intact."""
 
 import logging
+import os
 from typing import Any
 
 from croco_pipeline.datasets import SceneSource
@@ -46,7 +47,7 @@ def ingest_source(
                 f"names among raster_pair.elevation {sorted(source.elevation)}",
             )
         log.info("ingest: raster pair %s + %s", source.rgb, list(source.elevation.values()))
-        wanted = {c: source.elevation[c] for c in channels}
+        wanted: dict[str, str | os.PathLike[str]] = {c: source.elevation[c] for c in channels}
         for key, raster in read_raster_pair(source.rgb, wanted, gsd).items():
             rasters[f"{SCENE}/{key}"] = raster
         tiles = [SCENE]

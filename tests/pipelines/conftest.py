@@ -92,6 +92,9 @@ def kedro_run(
     base = merge(_parameters(project / "conf" / "base"), _parameters(ROOT / "conf" / env))
     wanted = merge(TINY_PARAMS, params or {})
     block = {k: merge(base.get(k, {}), v) for k, v in wanted.items()}
+    for path in env_dir.glob("parameters*.yml"):  # one env may define a key in one file only
+        own = yaml.safe_load(path.read_text()) or {}
+        path.write_text(yaml.safe_dump({k: v for k, v in own.items() if k not in block}))
     (env_dir / "parameters_test.yml").write_text(yaml.safe_dump(block))
     cmd = [sys.executable, "-m", "kedro", "run", f"--pipelines={','.join(pipelines)}"]
     if env != "local":

@@ -16,7 +16,7 @@ from torch import Tensor
 from croco_pipeline.stack import (
     NormalisationStats,
     TileStack,
-    extract_patches,
+    cut_windows,
     normalise_elevation,
     normalise_rgb,
 )
@@ -75,8 +75,7 @@ def iter_rgb_batches(
     """Yield normalised RGB patch batches (B, 3, size, size) of ``stack`` at top-left rows/cols."""
     for start in range(0, len(rows), batch_size):
         sl = slice(start, start + batch_size)
-        rgb, _ = extract_patches(_rgb_only(stack), rows[sl], cols[sl], size)
-        yield normalise_rgb(rgb)
+        yield normalise_rgb(cut_windows(stack.rgb, rows[sl], cols[sl], size))
 
 
 def iter_elevation_batches(
@@ -90,24 +89,7 @@ def iter_elevation_batches(
     """Yield normalised elevation patch batches (B, C, size, size) at top-left rows/cols."""
     for start in range(0, len(rows), batch_size):
         sl = slice(start, start + batch_size)
-        _, elev = extract_patches(_elevation_only(stack), rows[sl], cols[sl], size)
-        yield normalise_elevation(elev, stats)
-
-
-def _rgb_only(stack: TileStack) -> TileStack:
-    # extract_patches cuts both modalities; a zero-channel stand-in makes the unused one free.
-    h, w = stack.shape
-    none = np.zeros((0, h, w), np.float32)
-    return TileStack(stack.name, stack.rgb, none, stack.valid, stack.crs, stack.transform, ())
-
-
-def _elevation_only(stack: TileStack) -> TileStack:
-    h, w = stack.shape
-    # TileStack.shape reads the RGB array, so the stand-in keeps the tile's height and width.
-    none = np.zeros((0, h, w), np.uint8)
-    return TileStack(
-        stack.name, none, stack.elevation, stack.valid, stack.crs, stack.transform, stack.channels
-    )
+        yield normalise_elevation(cut_windows(stack.elevation, rows[sl], cols[sl], size), stats)
 
 
 def embed_rgb_gallery(

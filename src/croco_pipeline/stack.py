@@ -96,6 +96,18 @@ def normalise_rgb(patches: np.ndarray) -> np.ndarray:
     return patches.astype(np.float32) / 255.0
 
 
+def cut_windows(array: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
+    """``size`` x ``size`` windows of a (C, H, W) array at top-left (rows[i], cols[i]) -> (N, C, s, s)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    cols = np.asarray(cols, dtype=np.int64)
+    h, w = array.shape[-2:]
+    if len(rows) and (
+        rows.min() < 0 or cols.min() < 0 or rows.max() + size > h or cols.max() + size > w
+    ):
+        raise ValueError(f"patch windows of {size} px fall outside an array of shape {h}x{w}")
+    return np.stack([array[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)])
+
+
 def extract_patches(
     stack: TileStack, rows: np.ndarray, cols: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -104,22 +116,9 @@ def extract_patches(
     Returns:
         (rgb uint8 (N, 3, size, size), elevation float32 (N, C, size, size)), unnormalised.
     """
-    rows = np.asarray(rows, dtype=np.int64)
-    cols = np.asarray(cols, dtype=np.int64)
-    h, w = stack.shape
-    if len(rows) and (
-        rows.min() < 0 or cols.min() < 0 or rows.max() + size > h or cols.max() + size > w
-    ):
-        raise ValueError(
-            f"patch windows of {size} px fall outside tile {stack.name} of shape {h}x{w}"
-        )
-    rgb = np.stack(
-        [stack.rgb[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)]
-    )
-    elev = np.stack(
-        [stack.elevation[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)]
-    )
-    return rgb, elev.astype(np.float32, copy=False)
+    rgb = cut_windows(stack.rgb, rows, cols, size)
+    elevation = cut_windows(stack.elevation, rows, cols, size)
+    return rgb, elevation.astype(np.float32, copy=False)
 
 
 def crop_stack(stack: TileStack, size_m: float) -> TileStack:

@@ -132,6 +132,7 @@ def main() -> None:
     parser.add_argument("--patch", type=int, default=16)
     parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
     parser.add_argument("--stem", default="fast", choices=["cifar", "imagenet", "fast"])
+    parser.add_argument("--width", type=int, default=32, help="64 = the standard ResNet18")
     parser.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument(
         "--steps", type=int, default=5, help="timed steps (after as many warm-up steps)"
@@ -141,7 +142,7 @@ def main() -> None:
     parser.add_argument("--no-augment", action="store_true")
     args = parser.parse_args()
     device = resolve_device(args.device)
-    model_config = ModelConfig(stem=args.stem, n_elevation_channels=3)
+    model_config = ModelConfig(stem=args.stem, width=args.width, n_elevation_channels=3)
     print(f"device={device} threads={torch.get_num_threads()} batch={args.batch} patch={args.patch} "
           f"precision={args.precision} stem={args.stem} channels_last={args.channels_last}")  # fmt: skip
     # Pure before and after the full run, averaged, to damp drift on a shared machine.

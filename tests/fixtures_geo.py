@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
@@ -146,4 +147,28 @@ def make_stack(
         transform=Affine(gsd, 0, origin[0], 0, -gsd, origin[1]),
         channels=tuple(f"h{i}" for i in range(elev.shape[0])),
         split=split,
+    )
+
+
+def patch_grid(
+    stack: TileStack, size: int, stride: int, r0: int = 0, c0: int = 0, split: str = "test"
+) -> pd.DataFrame:
+    """A patch index (the preprocess pipeline's columns) of ``stack`` on a regular grid from (r0, c0)."""
+    h, w = stack.shape
+    rr, cc = np.meshgrid(
+        np.arange(r0, h - size + 1, stride), np.arange(c0, w - size + 1, stride), indexing="ij"
+    )
+    r, c, t = rr.ravel(), cc.ravel(), stack.transform
+    x, y = t.c + t.a * (c + size / 2), t.f + t.e * (r + size / 2)  # north-up patch centres
+    return pd.DataFrame(
+        {
+            "tile": stack.name,
+            "split": split,
+            "row": r,
+            "col": c,
+            "size_px": size,
+            "x": x,
+            "y": y,
+            "valid_fraction": 1.0,
+        }
     )

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from croco_pipeline.ablation import (
     effective_params,
+    excluded,
     markdown_table,
     merge_overrides,
     params_hash,
@@ -119,6 +120,24 @@ def test_study_table_puts_published_numbers_beside_ours():
     assert {"model_loc2m_top1", "baseline_paper_top1", "params_hash"} <= set(rows.columns)
     with pytest.raises(CrocoConfigError, match="batch_512"):
         study_table(STUDY, {"batch_128": results["batch_128"]})
+
+
+def test_a_profile_can_leave_configurations_out():
+    ablation = dict(ABLATION, profiles=dict(ABLATION["profiles"], tiny={"exclude": ["gsd_50cm"]}))
+    assert excluded(ablation) == ["gsd_50cm"] and excluded(dict(ablation, profile="full")) == []
+    # exclude is not a parameter section
+    assert effective_params(BASE, ablation, "gsd_50cm")["preprocess"]["gsd"] == 0.5
+    with pytest.raises(CrocoConfigError, match=r"ablation\.profiles\.tiny\.exclude"):
+        excluded(dict(ablation, profiles={"tiny": {"exclude": ["gsd_5cm"]}}))
+    # an excluded configuration has no figures: empty cells, not an error
+    left_out = dict(_result("batch_512", 0.3), status="excluded", metrics={})
+    table = study_table(STUDY, {"batch_128": _result("batch_128", 0.2), "batch_512": left_out})
+    assert table["top1"].iloc[0] == 0.2
+    assert math.isnan(table["top1"].iloc[1]) and math.isnan(table["paper_protocol_top1"].iloc[1])
+    assert "| 512 | batch_512 | 2 |  |" in markdown_table(STUDY["title"], table)
+    rows = results_table([_result("batch_128", 0.2), left_out])
+    assert rows["status"].tolist() == ["trained", "excluded"]
+    assert math.isnan(rows["model_paper_top1"].iloc[1])
 
 
 def test_study_figure_renders_on_agg(tmp_path):

@@ -22,6 +22,7 @@ from croco_pipeline.evaluation import (
     paper_protocol,
 )
 from croco_pipeline.stack import NormalisationStats, TileStack
+from fixtures_geo import patch_grid
 
 STATS = NormalisationStats("global_minmax", 0.0, 1.0, 1.0)  # identity on [0, 1] heights
 
@@ -54,26 +55,7 @@ def make_stacks(n_tiles: int, side: int, seed: int = 0, sigma: float = 2.0) -> l
 
 def grid_index(stacks: list[TileStack], size: int) -> pd.DataFrame:
     """The non-overlapping patch grid of every tile (the patch index's columns)."""
-    parts = []
-    for s in stacks:
-        rr, cc = np.meshgrid(*(np.arange(0, n - size + 1, size) for n in s.shape), indexing="ij")
-        r, c, t = rr.ravel(), cc.ravel(), s.transform
-        x, y = t.c + t.a * (c + size / 2), t.f + t.e * (r + size / 2)
-        parts.append(
-            pd.DataFrame(
-                {
-                    "tile": s.name,
-                    "split": "test",
-                    "row": r,
-                    "col": c,
-                    "size_px": size,
-                    "x": x,
-                    "y": y,
-                    "valid_fraction": 1.0,
-                }
-            )
-        )
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat([patch_grid(s, size, size) for s in stacks], ignore_index=True)
 
 
 class OracleModel(nn.Module):

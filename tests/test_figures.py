@@ -21,6 +21,7 @@ from croco_pipeline.figures import (
 )
 from croco_pipeline.geo import write_geotiff
 from croco_pipeline.stack import NormalisationStats, TileStack
+from fixtures_geo import patch_grid
 
 SIZE = 16
 
@@ -39,27 +40,6 @@ def _stack(t: int) -> TileStack:
     )
 
 
-def _grid(stack: TileStack, size: int, stride: int, r0: int = 0, c0: int = 0) -> pd.DataFrame:
-    h, w = stack.shape
-    rr, cc = np.meshgrid(
-        np.arange(r0, h - size + 1, stride), np.arange(c0, w - size + 1, stride), indexing="ij"
-    )
-    r, c, t = rr.ravel(), cc.ravel(), stack.transform
-    x, y = t.c + t.a * (c + size / 2), t.f + t.e * (r + size / 2)  # north-up patch centres
-    return pd.DataFrame(
-        {
-            "tile": stack.name,
-            "split": "test",
-            "row": r,
-            "col": c,
-            "size_px": size,
-            "x": x,
-            "y": y,
-            "valid_fraction": 1.0,
-        }
-    )
-
-
 class RandomModel(nn.Module):
     def _embed(self, x: Tensor) -> Tensor:
         return nn.functional.normalize(x.flatten(1)[:, :32] - 0.5, dim=1)
@@ -75,7 +55,7 @@ def stacks() -> list[TileStack]:
 
 @pytest.fixture(scope="module")
 def records(stacks: list[TileStack]) -> pd.DataFrame:
-    index = pd.concat([_grid(s, SIZE, SIZE) for s in stacks], ignore_index=True)
+    index = pd.concat([patch_grid(s, SIZE, SIZE) for s in stacks], ignore_index=True)
     stats = NormalisationStats("global_minmax", 0.0, 40.0, 1.0)
     return paper_protocol(RandomModel(), stacks, index, stats)["records"]
 
@@ -85,7 +65,7 @@ def test_heatmap_geotiff_pixel_centres_are_patch_centres(
     stacks: list[TileStack], stride: int, r0: int, c0: int, tmp_path: Path
 ) -> None:
     stack = stacks[1]
-    grid = _grid(stack, SIZE, stride, r0, c0)
+    grid = patch_grid(stack, SIZE, stride, r0, c0)
     sims = np.linspace(-1, 1, len(grid)).astype(np.float32)
     raster = heatmap_geotiff(stack, grid, sims)
     n_rows, n_cols = raster.shape
@@ -108,7 +88,7 @@ def test_heatmap_geotiff_pixel_centres_are_patch_centres(
 
 
 def test_heatmap_geotiff_holes_are_nan_and_irregular_grid_raises(stacks: list[TileStack]) -> None:
-    grid = _grid(stacks[0], SIZE, SIZE).drop(index=[1])  # e.g. a patch dropped for nodata
+    grid = patch_grid(stacks[0], SIZE, SIZE).drop(index=[1])  # e.g. a patch dropped for nodata
     raster = heatmap_geotiff(stacks[0], grid, np.zeros(len(grid)))
     assert np.isnan(raster.data[0, 0, 1]) and raster.nodata is not None and np.isnan(raster.nodata)
     irregular = grid.assign(col=grid["col"].replace(48, 50))
@@ -117,7 +97,7 @@ def test_heatmap_geotiff_holes_are_nan_and_irregular_grid_raises(stacks: list[Ti
 
 
 def test_heatmap_figure_renders(stacks: list[TileStack], tmp_path: Path) -> None:
-    grid = _grid(stacks[0], SIZE, SIZE)
+    grid = patch_grid(stacks[0], SIZE, SIZE)
     sims = np.random.default_rng(0).uniform(-1, 1, len(grid))
     fig = heatmap_figure(stacks[0], grid, sims, true_index=3, top_indices=[3, 0, 7, 1, 2])
     fig.savefig(tmp_path / "heat.png")

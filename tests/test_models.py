@@ -40,6 +40,33 @@ def test_shared_head_has_one_head_fewer() -> None:
     assert separate.rgb_head is not separate.elevation_head
 
 
+def test_width_scales_every_stage() -> None:
+    """width 64 is torchvision's ResNet18 exactly; width 32 halves every stage (about 1/4 weights)."""
+    from torchvision.models import resnet18
+
+    full = build_model(ModelConfig(width=64, stem="imagenet", n_elevation_channels=3))
+    reference = resnet18(weights=None)
+    assert count_parameters(full.rgb_encoder) == count_parameters(reference) - (512 * 1000 + 1000)
+    narrow = build_model(
+        ModelConfig(width=32, stem="fast", n_elevation_channels=1, embedding_dim=8)
+    )
+    enc = narrow.rgb_encoder
+    widths = [enc.conv1.out_channels] + [
+        getattr(enc, f"layer{i}")[1].conv2.out_channels for i in (1, 2, 3, 4)
+    ]
+    assert widths == [32, 32, 64, 128, 256]
+    assert narrow.rgb_head[0].in_features == 256
+    assert enc(torch.rand(2, 3, 16, 16)).shape == (2, 256)
+    ratio = count_parameters(narrow.rgb_encoder) / count_parameters(full.rgb_encoder)
+    assert 0.24 < ratio < 0.26
+    z_rgb, z_elev = narrow(torch.rand(2, 3, 16, 16), torch.rand(2, 1, 16, 16))
+    assert z_rgb.shape == z_elev.shape == (2, 8)
+    # initialised as torchvision initialises ResNet convolutions (kaiming normal, fan_out)
+    conv = enc.layer3[0].conv1.weight
+    expected = (2.0 / (conv.shape[0] * 9)) ** 0.5
+    assert abs(float(conv.std()) - expected) < 0.1 * expected
+
+
 def test_encoders_are_not_weight_shared() -> None:
     model = CrocoModel(ModelConfig(n_elevation_channels=3))
     rgb_ids = {id(p) for p in model.rgb_encoder.parameters()}
@@ -61,6 +88,7 @@ def test_from_params() -> None:
         ({"stem": "vgg"}, "train.model.stem"),
         ({"shared_head": "yes"}, "train.model.shared_head"),
         ({"embedding_dim": 0}, "train.model.embedding_dim"),
+        ({"width": 0}, "train.model.width"),
         ({"n_elevation_channels": 2.5}, "train.model.n_elevation_channels"),
         ({"depth": 50}, "train.model.depth"),
     ],

@@ -16,6 +16,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from croco_pipeline.errors import CrocoConfigError, bad_param
+from croco_pipeline.nesting import flatten
 
 #: the parameter blocks a profile or configuration may override
 SECTIONS = ("preprocess", "train", "evaluate")
@@ -57,6 +58,7 @@ def effective_params(
     if config not in configurations:
         raise bad_param("ablation.configurations", config, f"one of {sorted(configurations)}")
     profile = dict(profiles[profile_name] or {})
+    profile.pop("exclude", None)
     scale = float(profile.pop("batch_size_scale", 1.0))
     if not scale > 0:
         raise bad_param(f"ablation.profiles.{profile_name}.batch_size_scale", scale, "> 0")
@@ -78,16 +80,17 @@ def effective_params(
     return params
 
 
-def flatten(params: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested dicts to ``{"train.model.stem": "fast", ...}``; lists and scalars kept as values."""
-    flat: dict[str, Any] = {}
-    for key, value in params.items():
-        name = f"{prefix}.{key}" if prefix else str(key)
-        if isinstance(value, Mapping):
-            flat.update(flatten(value, name))
-        else:
-            flat[name] = value
-    return flat
+def excluded(ablation: Mapping[str, Any]) -> list[str]:
+    """Configurations the current profile leaves out (``profiles.<profile>.exclude``), validated."""
+    profile_name = ablation.get("profile")
+    names = list((ablation.get("profiles", {}).get(profile_name) or {}).get("exclude") or [])
+    known = ablation.get("configurations", {})
+    for name in names:
+        if name not in known:
+            raise bad_param(
+                f"ablation.profiles.{profile_name}.exclude", name, f"one of {sorted(known)}"
+            )
+    return names
 
 
 def params_hash(params: Mapping[str, Any]) -> str:
@@ -122,6 +125,8 @@ def summarise_metrics(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _loc(result: Mapping[str, Any], method: str, stride: str | None) -> dict[str, float]:
+    if method not in result["metrics"]:
+        return {"top1": math.nan, "top5": math.nan}
     loc = result["metrics"][method]["localisation"]
     if stride is None:
         stride = f"{float(result['params']['evaluate']['strides_m'][0]):g}"
@@ -140,6 +145,8 @@ def results_table(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
             "best_val_top1": r.get("best_val_top1", math.nan),
         }
         for method in ("model", "baseline"):
+            if method not in r["metrics"]:  # an excluded configuration: no figures
+                continue
             m = r["metrics"][method]
             row[f"{method}_paper_top1"] = m["paper"]["top1"]
             row[f"{method}_paper_top5"] = m["paper"]["top5"]
@@ -163,6 +170,7 @@ def study_table(study: Mapping[str, Any], results: Mapping[str, Mapping[str, Any
         used = stride or f"{float(r['params']['evaluate']['strides_m'][0]):g}"
         paper = spec.get("paper") or {}
         loc, base_loc = _loc(r, "model", stride), _loc(r, "baseline", stride)
+        paper_protocol = r["metrics"].get("model", {}).get("paper", {})
         rows.append(
             {
                 study["axis"]: str(spec.get("label", name)),
@@ -170,8 +178,8 @@ def study_table(study: Mapping[str, Any], results: Mapping[str, Mapping[str, Any
                 "loc_stride_m": used,
                 "top1": loc["top1"],
                 "top5": loc["top5"],
-                "paper_protocol_top1": r["metrics"]["model"]["paper"]["top1"],
-                "paper_protocol_top5": r["metrics"]["model"]["paper"]["top5"],
+                "paper_protocol_top1": paper_protocol.get("top1", math.nan),
+                "paper_protocol_top5": paper_protocol.get("top5", math.nan),
                 "classical_top1": base_loc["top1"],
                 "classical_top5": base_loc["top5"],
                 "published_setting": paper.get("setting", ""),

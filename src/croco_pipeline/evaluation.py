@@ -12,6 +12,7 @@ import pandas as pd
 import torch
 from scipy.spatial import cKDTree
 
+from croco_pipeline.nesting import flatten
 from croco_pipeline.retrieval import embed_elevation_queries, embed_rgb_gallery, topk_cosine
 from croco_pipeline.stack import NormalisationStats, TileStack
 
@@ -334,14 +335,11 @@ def evaluate_all(
 
 def flatten_metrics(metrics: dict[str, Any], prefix: str = "") -> dict[str, float]:
     """Nested metrics to ``{"model/paper/elevation_to_rgb/top1": 0.4, ...}`` (numbers only)."""
-    flat: dict[str, float] = {}
-    for key, value in metrics.items():
-        name = f"{prefix}/{key}" if prefix else str(key)
-        if isinstance(value, dict):
-            flat.update(flatten_metrics(value, name))
-        elif isinstance(value, int | float | np.number) and not isinstance(value, bool):
-            flat[name] = float(value)
-    return flat
+    return {
+        name: float(value)
+        for name, value in flatten(metrics, prefix, sep="/").items()
+        if isinstance(value, int | float | np.number) and not isinstance(value, bool)
+    }
 
 
 def _fmt(value: float | None) -> str:

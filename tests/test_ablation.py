@@ -120,6 +120,9 @@ def test_study_table_puts_published_numbers_beside_ours():
     assert {"model_loc2m_top1", "baseline_paper_top1", "params_hash"} <= set(rows.columns)
     with pytest.raises(CrocoConfigError, match="batch_512"):
         study_table(STUDY, {"batch_128": results["batch_128"]})
+    # an axis named like one of the table's own columns would overwrite it
+    with pytest.raises(CrocoConfigError, match="axis"):
+        study_table(dict(STUDY, axis="configuration"), results)
 
 
 def test_a_profile_can_leave_configurations_out():

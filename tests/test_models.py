@@ -64,7 +64,7 @@ def test_width_scales_every_stage() -> None:
     # initialised as torchvision initialises ResNet convolutions (kaiming normal, fan_out)
     conv = enc.layer3[0].conv1.weight
     expected = (2.0 / (conv.shape[0] * 9)) ** 0.5
-    assert abs(float(conv.std()) - expected) < 0.1 * expected
+    assert abs(float(conv.detach().std()) - expected) < 0.1 * expected
 
 
 def test_encoders_are_not_weight_shared() -> None:

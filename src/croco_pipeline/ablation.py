@@ -160,6 +160,11 @@ def results_table(results: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 def study_table(study: Mapping[str, Any], results: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """A paper-shaped table: our Top-1/Top-5 (both protocols, model and classical baseline) per row,
     with the paper's published numbers beside them (empty where it reports none)."""
+    reserved = ("configuration", "loc_stride_m", "top1", "top5")
+    if study["axis"] in reserved or str(study["axis"]).startswith(
+        ("paper", "classical", "published")
+    ):
+        raise bad_param("ablation.studies.*.axis", study["axis"], f"a name other than {reserved}")
     rows = []
     for spec in study["rows"]:
         name = spec["config"]

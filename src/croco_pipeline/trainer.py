@@ -6,6 +6,7 @@ Kedro-free: callers pass tile stacks, the patch index and callbacks for validati
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import random
 import sys
@@ -30,6 +31,8 @@ from croco_pipeline.losses import LOSSES
 from croco_pipeline.optim import LR_SCALINGS, OPTIMIZERS, build_optimizer, warmup_cosine
 from croco_pipeline.sampling import SAMPLING_MODES, Augmentation, PairSampler
 from croco_pipeline.stack import NormalisationStats, TileStack
+
+log = logging.getLogger(__name__)
 
 _CHOICES = {
     "loss": tuple(LOSSES),
@@ -313,6 +316,18 @@ def train(
             else:
                 stale += 1
             history.append(record)
+            scores = ", ".join(
+                f"val {k} {v:.3f}" for k, v in record.items() if k in ("top1", "top5")
+            )
+            log.info(
+                "epoch %d/%d: loss %.4f, %.0f pairs/s%s%s",
+                epoch + 1,
+                config.epochs,
+                record["loss"],
+                record["pairs_per_s"],
+                f", {scores}" if scores else "",
+                " (best so far)" if best_epoch == epoch else "",
+            )
             patience = config.early_stopping_patience
             stop.fill_(int(patience is not None and stale >= patience))
             if ckpt_dir is not None:

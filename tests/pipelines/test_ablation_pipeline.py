@@ -1,7 +1,7 @@
 """``kedro run --pipelines=ablation`` with the smoke profile on the tiny synthetic release.
 
 To stay within the test budget on 2 cores, the copied project's grid is cut to the batch-size and
-test-set studies plus the GSD study (4 trainings; ``gsd_1m`` and ``batch_128`` equal ``baseline``
+test-set studies plus the GSD study (5 trainings; ``gsd_1m`` and ``batch_128`` equal ``baseline``
 and reuse its result). The full smoke grid is the same code path with more configurations.
 """
 
@@ -15,7 +15,7 @@ import yaml
 
 from .conftest import kedro_run, make_project
 
-KEEP_CONFIGS = ("baseline", "gsd_50cm", "gsd_1m", "batch_128", "batch_256", "batch_512")
+KEEP_CONFIGS = ("baseline", "gsd_50cm", "gsd_1m", "gsd_2m", "batch_128", "batch_256", "batch_512")
 KEEP_STUDIES = ("table1_gsd", "table3_batch", "table4_test_set")
 SMOKE = {"ablation": {"profile": "smoke"}}
 

@@ -114,7 +114,8 @@ def run_configuration(
     """
     base = {"preprocess": preprocess, "train": train, "evaluate": evaluate}
     params = effective_params(base, ablation, name)
-    digest = params_hash(params)
+    # the scene is part of what a result depends on: Autzen and the synthetic default never share one
+    digest = params_hash(dict(params, source=ingest_manifest))
     work_root = Path(str(ablation["work_dir"]))
     work = work_root / name
     params["train"].update(checkpoint_dir=str(work / "checkpoints"), resume=True)

@@ -6,6 +6,7 @@ loader exists, so the configuration and study NAMES are read here from
 profiles, published numbers) arrive at run time as ``params:ablation``, so ``--params`` applies.
 """
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -31,21 +32,10 @@ def _ablation_conf(start: Path | None = None) -> dict[str, Any]:
 
 
 def _configuration_runner(name: str) -> Callable[..., dict[str, Any]]:
-    """``run_configuration`` bound to one configuration, as a named function for Kedro and viz."""
-
-    def run(
-        ingested_rasters: dict[str, Any],
-        ingest_manifest: dict[str, Any],
-        preprocess: dict[str, Any],
-        train: dict[str, Any],
-        evaluate: dict[str, Any],
-        ablation: dict[str, Any],
-    ) -> dict[str, Any]:
-        return run_configuration(
-            name, ingested_rasters, ingest_manifest, preprocess, train, evaluate, ablation
-        )
-
-    run.__name__ = run.__qualname__ = f"run_{name}"
+    """``run_configuration`` with ``name`` bound, named ``run_<name>`` for Kedro and viz."""
+    run = functools.partial(run_configuration, name)
+    run.__name__ = run.__qualname__ = f"run_{name}"  # type: ignore[attr-defined]
+    run.__module__ = run_configuration.__module__
     return run
 
 

@@ -1,8 +1,9 @@
 """Compare training recipes: train with parameter overrides on the preprocessed scene, print test Top-1.
 
 Reads what ``kedro run --pipelines=synthesize,ingest,preprocess`` (or ``--env autzen``) left in the
-catalog, trains with ``train`` parameters overridden by a JSON object (deep-merged) through the
-train pipeline's own node, and evaluates the paper protocol on the test tiles. Checkpoints go to a
+catalog, trains with ``train`` parameters overridden by a JSON object (deep-merged; an unknown key
+is an error) through the train pipeline's own node, and evaluates the paper protocol on the test
+tiles. Checkpoints go to a
 temporary folder, nothing in ``data/`` is written.
 
     python benchmarks/recipe.py '{"model": {"width": 64}, "lr": 0.001}' [--env autzen]
@@ -13,27 +14,15 @@ Last line: ``recipe=<overrides> train_s=<s> test_top1=<e2r> test_top5=<e2r> rgb_
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
 
 
 def main() -> None:
@@ -43,6 +32,7 @@ def main() -> None:
     args = parser.parse_args()
     overrides = json.loads(args.overrides)
 
+    from croco_pipeline.ablation import merge_overrides
     from croco_pipeline.evaluation import paper_protocol
     from croco_pipeline.models import ModelConfig, build_model
     from croco_pipeline.pipelines.train.nodes import train_model
@@ -54,7 +44,8 @@ def main() -> None:
     with KedroSession.create(project_path=ROOT, env=args.env) as session:
         context = session.load_context()
         catalog = context.catalog
-        train_params = deep_merge(context.params["train"], overrides)
+        # a key unknown to the train parameters raises, naming it
+        train_params = merge_overrides(context.params["train"], overrides, "train")
         loaded = {
             name: catalog.load(name)
             for name in (

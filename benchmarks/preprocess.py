@@ -22,8 +22,8 @@ import rasterio
 from affine import Affine
 from rasterio.windows import Window
 
-from croco_pipeline import dfc2018
-from croco_pipeline.dfc2018 import TileId
+from croco_pipeline.data import dfc2018
+from croco_pipeline.data.dfc2018 import TileId
 
 TILE = TileId(dfc2018.TILE_XMINS[0], dfc2018.TILE_YMINS[0])
 RGB_SHAPE = (12020, 11920)  # rows, cols at 0.05 m: 601 m x 596 m
@@ -92,8 +92,8 @@ def _vm_hwm_mb() -> float:
 
 def measure(root: Path, gsd: float = 0.5) -> None:
     """The timed step (run in a child process): ingest and align one tile, print time and peak RSS."""
-    from croco_pipeline.align import align_scene
-    from croco_pipeline.readers import Dfc2018Release
+    from croco_pipeline.data.align import align_scene
+    from croco_pipeline.data.readers import Dfc2018Release
 
     channels = tuple(dfc2018.ELEVATION_PRODUCTS)
     start_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

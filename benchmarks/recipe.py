@@ -32,13 +32,13 @@ def main() -> None:
     args = parser.parse_args()
     overrides = json.loads(args.overrides)
 
-    from croco_pipeline.ablation import merge_overrides
-    from croco_pipeline.evaluation import paper_protocol
-    from croco_pipeline.models import ModelConfig, build_model
+    from croco_pipeline.data.stack import NormalisationStats
+    from croco_pipeline.evaluation.protocols import paper_protocol
+    from croco_pipeline.experiments.ablation import merge_overrides
+    from croco_pipeline.model.models import ModelConfig, build_model
+    from croco_pipeline.model.trainer import resolve_device
     from croco_pipeline.pipelines.train.nodes import train_model
     from croco_pipeline.pipelines.utils import materialise
-    from croco_pipeline.stack import NormalisationStats
-    from croco_pipeline.trainer import resolve_device
 
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT, env=args.env) as session:

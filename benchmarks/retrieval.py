@@ -15,8 +15,13 @@ from affine import Affine
 from rasterio.crs import CRS
 from torch import Tensor, nn
 
-from croco_pipeline.retrieval import MapIndex, embed_patches, embed_rgb_gallery, topk_cosine
-from croco_pipeline.stack import TileStack
+from croco_pipeline.data.stack import TileStack
+from croco_pipeline.evaluation.retrieval import (
+    MapIndex,
+    embed_patches,
+    embed_rgb_gallery,
+    topk_cosine,
+)
 
 PATCH_PX, N_PATCHES, BATCH = 16, 4096, 512  # the cpu profile's patches
 N_QUERIES, N_GALLERY, DIM, K = 1_000, 1_000_000, 128, 10
@@ -39,12 +44,12 @@ class _ResNetStandIn(nn.Module):
 
 def _model() -> tuple[Any, str]:
     try:
-        from croco_pipeline.models import ModelConfig, build_model
+        from croco_pipeline.model.models import ModelConfig, build_model
 
         cfg = ModelConfig(stem="fast", width=32, shared_head=True, n_elevation_channels=3)  # type: ignore[call-arg]
         return build_model(cfg).eval().to(
             memory_format=torch.channels_last
-        ), "croco_pipeline.models.build_model(stem=fast, width=32: the cpu profile)"
+        ), "croco_pipeline.model.models.build_model(stem=fast, width=32: the cpu profile)"
     except Exception as exc:  # noqa: BLE001 - any failure means the colleague's module is not ready
         return _ResNetStandIn().eval(), f"torchvision resnet18 stand-in ({type(exc).__name__})"
 

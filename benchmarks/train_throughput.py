@@ -21,11 +21,11 @@ from affine import Affine
 from rasterio.crs import CRS
 from scipy.ndimage import gaussian_filter
 
-from croco_pipeline.losses import nt_xent
-from croco_pipeline.models import ModelConfig, build_model
-from croco_pipeline.optim import build_optimizer
-from croco_pipeline.stack import NormalisationStats, TileStack
-from croco_pipeline.trainer import TrainConfig, resolve_device, train
+from croco_pipeline.data.stack import NormalisationStats, TileStack
+from croco_pipeline.model.losses import nt_xent
+from croco_pipeline.model.models import ModelConfig, build_model
+from croco_pipeline.model.optim import build_optimizer
+from croco_pipeline.model.trainer import TrainConfig, resolve_device, train
 
 TILE_PX, N_TILES, GSD = 300, 4, 0.5
 

@@ -15,10 +15,10 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
-from croco_pipeline import dfc2018
-from croco_pipeline.dfc2018 import TileId
-from croco_pipeline.geo import GeoRaster, write_geotiff
-from croco_pipeline.stack import TileStack
+from croco_pipeline.data import dfc2018
+from croco_pipeline.data.dfc2018 import TileId
+from croco_pipeline.data.geo import GeoRaster, write_geotiff
+from croco_pipeline.data.stack import TileStack
 
 UTM15 = CRS.from_epsg(dfc2018.CRS_EPSG)
 #: NAD83 / Texas South Central (US survey feet), a Lambert conformal conic grid over Houston

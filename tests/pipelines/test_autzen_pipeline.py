@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from croco_pipeline.datasets import TileStackDataset
+from croco_pipeline.data.datasets import TileStackDataset
 
 from .conftest import ROOT, kedro_run
 

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from croco_pipeline.datasets import TileStackDataset
+from croco_pipeline.data.datasets import TileStackDataset
 
 from .conftest import KedroRunError, kedro_run
 

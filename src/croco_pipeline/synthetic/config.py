@@ -9,7 +9,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from croco_pipeline.dfc2018 import MOSAIC_GSD
+from croco_pipeline.data.dfc2018 import MOSAIC_GSD
 from croco_pipeline.errors import bad_param
 
 DFC_ORIGIN_X = 271460  # lower-left corner of the real release's west-most tiles

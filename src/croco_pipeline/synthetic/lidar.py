@@ -10,7 +10,7 @@ from pathlib import Path
 import laspy
 import numpy as np
 
-from croco_pipeline.dfc2018 import CRS_EPSG, NODATA_ABS_LIMIT
+from croco_pipeline.data.dfc2018 import CRS_EPSG, NODATA_ABS_LIMIT
 from croco_pipeline.synthetic.config import SyntheticConfig
 from croco_pipeline.synthetic.raster import Grid
 

@@ -16,9 +16,9 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
-from croco_pipeline.dfc2018 import CRS_EPSG, ELEVATION_PRODUCTS, MOSAIC_GSD, NODATA, TileId
+from croco_pipeline.data.dfc2018 import CRS_EPSG, ELEVATION_PRODUCTS, MOSAIC_GSD, NODATA, TileId
+from croco_pipeline.data.geo import GeoRaster, write_geotiff
 from croco_pipeline.errors import CrocoInputError
-from croco_pipeline.geo import GeoRaster, write_geotiff
 from croco_pipeline.synthetic.config import SyntheticConfig
 from croco_pipeline.synthetic.photo import render_photo
 from croco_pipeline.synthetic.plan import grid_bounds, plan_scene

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from croco_pipeline.dfc2018 import NODATA
+from croco_pipeline.data.dfc2018 import NODATA
 from croco_pipeline.synthetic.raster import (
     Grid,
     rect_box,

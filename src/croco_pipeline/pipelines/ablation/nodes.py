@@ -17,7 +17,8 @@ from typing import Any, cast
 import mlflow
 import pandas as pd
 
-from croco_pipeline.ablation import (
+from croco_pipeline.data.geo import GeoRaster
+from croco_pipeline.experiments.ablation import (
     effective_params,
     excluded,
     markdown_table,
@@ -27,7 +28,6 @@ from croco_pipeline.ablation import (
     study_table,
     summarise_metrics,
 )
-from croco_pipeline.geo import GeoRaster
 from croco_pipeline.nesting import flatten
 from croco_pipeline.pipelines.evaluate.nodes import evaluate_model
 from croco_pipeline.pipelines.preprocess.nodes import (
@@ -110,7 +110,7 @@ def run_configuration(
 
     Returns:
         ``{"name", "hash", "status", "params", "metrics", "train_time_s", "best_val_top1"}``;
-        ``metrics`` as ``croco_pipeline.ablation.summarise_metrics`` shapes them.
+        ``metrics`` as ``croco_pipeline.experiments.ablation.summarise_metrics`` shapes them.
     """
     base = {"preprocess": preprocess, "train": train, "evaluate": evaluate}
     params = effective_params(base, ablation, name)

@@ -9,25 +9,25 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from croco_pipeline.baseline import BaselineModel
-from croco_pipeline.evaluation import evaluate_all, flatten_metrics, markdown_report
-from croco_pipeline.figures import (
+from croco_pipeline.data.geo import GeoRaster
+from croco_pipeline.data.stack import NormalisationStats, TileStack, crop_stack
+from croco_pipeline.evaluation.baseline import BaselineModel
+from croco_pipeline.evaluation.figures import (
     failure_gallery_figure,
     heatmap_figure,
     heatmap_geotiff,
     retrieval_map_figure,
     stack_figures,
 )
-from croco_pipeline.geo import GeoRaster
-from croco_pipeline.models import CrocoModel, ModelConfig, build_model
-from croco_pipeline.pipelines.utils import materialise
-from croco_pipeline.retrieval import (
+from croco_pipeline.evaluation.protocols import evaluate_all, flatten_metrics, markdown_report
+from croco_pipeline.evaluation.retrieval import (
     embed_elevation_queries,
     embed_rgb_gallery,
     similarity_to_gallery,
 )
-from croco_pipeline.stack import NormalisationStats, TileStack, crop_stack
-from croco_pipeline.trainer import resolve_device
+from croco_pipeline.model.models import CrocoModel, ModelConfig, build_model
+from croco_pipeline.model.trainer import resolve_device
+from croco_pipeline.pipelines.utils import materialise
 
 log = logging.getLogger(__name__)
 

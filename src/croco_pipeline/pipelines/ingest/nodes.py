@@ -4,10 +4,10 @@ import logging
 import os
 from typing import Any
 
-from croco_pipeline.datasets import SceneSource
+from croco_pipeline.data.datasets import SceneSource
+from croco_pipeline.data.geo import GeoRaster
+from croco_pipeline.data.readers import Dfc2018Release, read_raster_pair
 from croco_pipeline.errors import bad_param
-from croco_pipeline.geo import GeoRaster
-from croco_pipeline.readers import Dfc2018Release, read_raster_pair
 
 log = logging.getLogger(__name__)
 

@@ -6,14 +6,14 @@ from typing import Any
 
 import pandas as pd
 
-from croco_pipeline.align import align_scene
-from croco_pipeline.dfc2018 import TileId, default_split
+from croco_pipeline.data.align import align_scene
+from croco_pipeline.data.dfc2018 import TileId, default_split
+from croco_pipeline.data.geo import GeoRaster
+from croco_pipeline.data.patches import compute_normalisation, patch_index
+from croco_pipeline.data.splits import assign_splits, require_nonempty, split_into_blocks
+from croco_pipeline.data.stack import TileStack
 from croco_pipeline.errors import bad_param
-from croco_pipeline.geo import GeoRaster
-from croco_pipeline.patches import compute_normalisation, patch_index
 from croco_pipeline.pipelines.utils import materialise
-from croco_pipeline.splits import assign_splits, require_nonempty, split_into_blocks
-from croco_pipeline.stack import TileStack
 
 log = logging.getLogger(__name__)
 

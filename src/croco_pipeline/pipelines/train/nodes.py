@@ -8,11 +8,11 @@ from typing import Any
 import pandas as pd
 import torch
 
-from croco_pipeline.evaluation import paper_protocol
-from croco_pipeline.models import ModelConfig, build_model
+from croco_pipeline.data.stack import NormalisationStats, TileStack
+from croco_pipeline.evaluation.protocols import paper_protocol
+from croco_pipeline.model.models import ModelConfig, build_model
+from croco_pipeline.model.trainer import TrainConfig, resolve_device, train
 from croco_pipeline.pipelines.utils import materialise
-from croco_pipeline.stack import NormalisationStats, TileStack
-from croco_pipeline.trainer import TrainConfig, resolve_device, train
 
 log = logging.getLogger(__name__)
 

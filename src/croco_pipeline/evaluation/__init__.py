@@ -1,0 +1,1 @@
+"""Evaluation: embedding and retrieval, the classical baseline, the paper and localisation protocols, figures."""

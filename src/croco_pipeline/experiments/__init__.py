@@ -1,0 +1,1 @@
+"""Experiments: ablation configurations, their hashing and reporting, the shared experiment entry point."""

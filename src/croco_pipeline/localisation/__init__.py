@@ -1,0 +1,1 @@
+"""Localisation of LiDAR point clouds on an orthophoto map: rasterising, map index, voting, refinement."""

@@ -6,6 +6,7 @@ from typing import Any
 
 from croco_pipeline.data.datasets import SceneSource
 from croco_pipeline.data.geo import GeoRaster
+from croco_pipeline.data.provenance import ingest_manifest
 from croco_pipeline.data.readers import Dfc2018Release, read_raster_pair
 from croco_pipeline.errors import bad_param
 
@@ -22,7 +23,7 @@ def ingest_source(
 
     Returns:
         ``{"<tile>/rgb": ..., "<tile>/<channel>": ...}`` (each raster in its own CRS) and a manifest
-        ``{"kind", "tiles", "channels", "gsd"}`` for the preprocessing pipeline.
+        ``{"kind", "tiles", "channels", "gsd", "source"}`` (``provenance.ingest_manifest``).
     """
     gsd = float(preprocess["gsd"])
     if gsd <= 0:
@@ -51,5 +52,4 @@ def ingest_source(
         for key, raster in read_raster_pair(source.rgb, wanted, gsd).items():
             rasters[f"{SCENE}/{key}"] = raster
         tiles = [SCENE]
-    manifest = {"kind": source.kind, "tiles": tiles, "channels": list(channels), "gsd": gsd}
-    return rasters, manifest
+    return rasters, ingest_manifest(source, tiles, channels, gsd)

@@ -10,6 +10,7 @@ from croco_pipeline.data.align import align_scene
 from croco_pipeline.data.dfc2018 import TileId, default_split
 from croco_pipeline.data.geo import GeoRaster
 from croco_pipeline.data.patches import compute_normalisation, patch_index
+from croco_pipeline.data.provenance import check_ingested
 from croco_pipeline.data.splits import assign_splits, require_nonempty, split_into_blocks
 from croco_pipeline.data.stack import TileStack
 from croco_pipeline.errors import bad_param
@@ -24,6 +25,7 @@ def align_tiles(
     preprocess: dict[str, Any],
 ) -> dict[str, TileStack]:
     """Put each tile's RGB and elevation channels on one grid at ``preprocess.gsd``."""
+    check_ingested(ingest_manifest, ingested_rasters, preprocess["channels"])
     rasters = materialise(ingested_rasters)
     stacks = {}
     tiles = ingest_manifest["tiles"]

@@ -1,7 +1,9 @@
 """Contrastive losses that pull co-located RGB and elevation embeddings together.
 
 Both losses L2-normalise their inputs internally (normalising an already unit vector is a no-op), and
-compute in float32 whatever the input dtype, so they stay stable under bf16/fp16 autocast.
+compute in float32 whatever the input dtype, so they stay stable under bf16/fp16 autocast. Both take
+optional extra negatives (``queue_a``, ``queue_b``: detached embeddings of earlier batches, see
+``model/queue.py``); with none, or an empty queue, the loss is computed exactly as without them.
 """
 
 from __future__ import annotations
@@ -27,7 +29,31 @@ def _unit_float32(z: Tensor) -> Tensor:
     return F.normalize(z.float(), dim=1)
 
 
-def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.1) -> Tensor:
+def _check_queue(queue: Tensor | None, dim: int, name: str) -> Tensor | None:
+    """None for no extra negatives (absent or empty), else the queue as unit float32 rows."""
+    if queue is None or queue.shape[0] == 0:
+        return None
+    if queue.ndim != 2 or queue.shape[1] != dim:
+        raise ValueError(f"{name} must be (Q, {dim}), got shape {tuple(queue.shape)}")
+    return _unit_float32(queue.detach())
+
+
+def _append_negatives(
+    logits: Tensor, anchors: Tensor, negatives: Tensor | None, temperature: float
+) -> Tensor:
+    # Extra columns after the batch's: the positives' column indices (the targets) do not move.
+    if negatives is None:
+        return logits
+    return torch.cat([logits, anchors @ negatives.T / temperature], dim=1)
+
+
+def nt_xent(
+    z_a: Tensor,
+    z_b: Tensor,
+    temperature: float = 0.1,
+    queue_a: Tensor | None = None,
+    queue_b: Tensor | None = None,
+) -> Tensor:
     """SimCLR's NT-Xent loss over the 2N embeddings of N positive pairs.
 
     Chen et al., "A Simple Framework for Contrastive Learning of Visual Representations", ICML 2020,
@@ -43,6 +69,8 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.1) -> Tensor:
         z_a: (N, D) embeddings of modality a (e.g. RGB); normalised internally.
         z_b: (N, D) embeddings of modality b (e.g. elevation), row i paired with ``z_a[i]``.
         temperature: softmax temperature tau > 0.
+        queue_a, queue_b: optional (Q, D) earlier embeddings of each modality (no gradient flows
+            into them); all 2Q of them join every anchor's negatives, as the batch's own do.
 
     Returns:
         Scalar float32 tensor: mean over the 2N anchors of -log softmax(positive).
@@ -53,12 +81,22 @@ def nt_xent(z_a: Tensor, z_b: Tensor, temperature: float = 0.1) -> Tensor:
     logits = z @ z.T / temperature  # (2N, 2N)
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_mask, float("-inf"))
+    queues = [q for q in (_check_queue(queue_a, z.shape[1], "queue_a"),
+                          _check_queue(queue_b, z.shape[1], "queue_b")) if q is not None]  # fmt: skip
+    if queues:
+        logits = _append_negatives(logits, z, torch.cat(queues), temperature)
     # Anchor i in [0, N) pairs with i + N, and anchor i + N with i.
     targets = torch.cat([torch.arange(n, 2 * n), torch.arange(0, n)]).to(z.device)
     return F.cross_entropy(logits, targets)
 
 
-def cross_modal_info_nce(z_a: Tensor, z_b: Tensor, temperature: float = 0.07) -> Tensor:
+def cross_modal_info_nce(
+    z_a: Tensor,
+    z_b: Tensor,
+    temperature: float = 0.07,
+    queue_a: Tensor | None = None,
+    queue_b: Tensor | None = None,
+) -> Tensor:
     """Symmetric cross-modal InfoNCE (CLIP-style) using only the a <-> b similarities.
 
     Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021;
@@ -70,14 +108,21 @@ def cross_modal_info_nce(z_a: Tensor, z_b: Tensor, temperature: float = 0.07) ->
         z_a: (N, D) embeddings of modality a; normalised internally.
         z_b: (N, D) embeddings of modality b, row i paired with ``z_a[i]``.
         temperature: softmax temperature tau > 0.
+        queue_a, queue_b: optional (Q, D) earlier embeddings of modality a / b (no gradient flows
+            into them): queued b embeddings are extra candidates for every a anchor and vice versa
+            (MoCo, He et al. CVPR 2020; cross-batch memory, Wang et al. CVPR 2020).
 
     Returns:
         Scalar float32 tensor: (CE(a -> b) + CE(b -> a)) / 2, each a mean over N anchors.
     """
     _check_inputs(z_a, z_b, temperature)
-    logits = _unit_float32(z_a) @ _unit_float32(z_b).T / temperature  # (N, N)
+    a, b = _unit_float32(z_a), _unit_float32(z_b)
+    logits = a @ b.T / temperature  # (N, N)
     targets = torch.arange(z_a.shape[0], device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))
+    dim = a.shape[1]
+    a_to_b = _append_negatives(logits, a, _check_queue(queue_b, dim, "queue_b"), temperature)
+    b_to_a = _append_negatives(logits.T, b, _check_queue(queue_a, dim, "queue_a"), temperature)
+    return 0.5 * (F.cross_entropy(a_to_b, targets) + F.cross_entropy(b_to_a, targets))
 
 
 LOSSES = {"nt_xent": nt_xent, "info_nce": cross_modal_info_nce}

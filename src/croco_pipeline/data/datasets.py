@@ -6,10 +6,6 @@ through ``croco_pipeline.data.geo`` here, with a round-trip test. Every save is 
 
 from __future__ import annotations
 
-import logging
-import os
-import tempfile
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +14,11 @@ import rasterio
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
+from croco_pipeline.data.atomic import atomic_path
 from croco_pipeline.data.geo import GeoRaster, read_geotiff, write_geotiff
+from croco_pipeline.data.source import SceneSource
 from croco_pipeline.data.stack import TileStack
-
-log = logging.getLogger(__name__)
+from croco_pipeline.errors import CrocoInputError
 
 
 class GeoTiffDataset(AbstractDataset[GeoRaster, GeoRaster]):
@@ -48,12 +45,14 @@ class GeoTiffDataset(AbstractDataset[GeoRaster, GeoRaster]):
 
 VALID_BAND = "valid"
 RGB_BANDS = ("red", "green", "blue")
+STACK_TAGS = ("tile", "split")  # GeoTIFF tags a stack must carry
 
 
 class TileStackDataset(AbstractDataset[TileStack, TileStack]):
     """A ``TileStack`` as one float32 GeoTIFF: bands red, green, blue, <elevation channels>, valid.
 
-    The tile name and split travel as GeoTIFF tags, so a stack reloads exactly as saved.
+    The tile name and split travel as GeoTIFF tags, written before the file is renamed into place,
+    so a stack reloads exactly as saved; a stack without them raises ``CrocoInputError``.
     """
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
@@ -67,16 +66,23 @@ class TileStackDataset(AbstractDataset[TileStack, TileStack]):
         names = raster.band_names
         if names[:3] != RGB_BANDS or names[-1] != VALID_BAND:
             raise DatasetError(f"{self._filepath} is not a tile stack (bands {names})")
+        missing = [key for key in STACK_TAGS if key not in tags]
+        if missing:
+            raise CrocoInputError(
+                f"tile stack {self._filepath} has no {' or '.join(missing)} tag: it was not written "
+                "by TileStackDataset (or was written half); rebuild it with "
+                "`kedro run --pipelines=preprocess`"
+            )
         data = raster.data
         return TileStack(
-            name=tags.get("tile", self._filepath.stem),
+            name=tags["tile"],
             rgb=np.clip(np.rint(data[:3]), 0, 255).astype(np.uint8),
             elevation=np.ascontiguousarray(data[3:-1], dtype=np.float32),
             valid=data[-1] > 0.5,
             crs=raster.crs,
             transform=raster.transform,
             channels=tuple(names[3:-1]),
-            split=tags.get("split", "train"),
+            split=tags["split"],
         )
 
     def save(self, data: TileStack) -> None:
@@ -90,9 +96,7 @@ class TileStackDataset(AbstractDataset[TileStack, TileStack]):
         raster = GeoRaster(
             bands, data.crs, data.transform, None, RGB_BANDS + tuple(data.channels) + (VALID_BAND,)
         )
-        write_geotiff(raster, self._filepath)
-        with rasterio.open(self._filepath, "r+") as dst:
-            dst.update_tags(tile=data.name, split=data.split)
+        write_geotiff(raster, self._filepath, tags={"tile": data.name, "split": data.split})
 
     def _exists(self) -> bool:
         return self._filepath.exists()
@@ -101,27 +105,12 @@ class TileStackDataset(AbstractDataset[TileStack, TileStack]):
         return {"filepath": str(self._filepath)}
 
 
-@dataclass(frozen=True)
-class SceneSource:
-    """Where the raw data lies: a DFC2018 Phase 2 folder or one RGB raster + named elevation rasters."""
-
-    kind: str
-    root: Path | None = None
-    rgb: Path | None = None
-    elevation: dict[str, Path] = field(default_factory=dict)
-
-    @property
-    def is_synthetic(self) -> bool:
-        return self.root is not None and (self.root / "SYNTHETIC.json").exists()
-
-
 class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
     """The raw scene source, configured in the catalog (``source: dfc2018`` or ``raster_pair``).
 
-    Loading returns a ``SceneSource`` handle; the ingest pipeline reads from it with windowed reads.
-    Saving takes a synthetic-release config from the ``synthesize`` pipeline and writes the release
-    only where the source is a DFC2018 folder that is missing or synthetic with another config;
-    a real release or a user's raster pair is never touched.
+    Loading returns a ``SceneSource`` handle (paths only, nothing is read); the ``synthesize`` node
+    writes the synthetic release into a DFC2018 folder that is missing or synthetic, and the ingest
+    node reads from the handle with windowed reads. The dataset itself never writes.
     """
 
     def __init__(
@@ -156,27 +145,10 @@ class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
         )
 
     def save(self, data: Any) -> None:
-        from croco_pipeline.synthetic import SyntheticConfig, write_synthetic_release
-        from croco_pipeline.synthetic.release import release_matches
-
-        if not isinstance(data, SyntheticConfig):
-            raise DatasetError(
-                f"raw_source: can only save a SyntheticConfig, got {type(data).__name__}"
-            )
-        source = self.load()
-        if source.kind != "dfc2018" or source.root is None:
-            log.info("raw_source is a user's raster pair: no synthetic release written")
-            return
-        root = source.root
-        marker = root / "SYNTHETIC.json"
-        if root.exists() and not marker.exists():
-            log.warning("raw_source %s holds a release that is not synthetic: left untouched", root)
-            return
-        if release_matches(root, data):
-            log.info("synthetic release at %s already matches the config: reused", root)
-            return
-        log.info("writing the synthetic DFC2018 release to %s", root)
-        write_synthetic_release(root, data, progress=log.info)
+        raise DatasetError(
+            "raw_source is read-only: the synthesize pipeline's node writes the synthetic release "
+            "into it, and a user's own data is never written"
+        )
 
     def _exists(self) -> bool:
         src = self.load()
@@ -202,15 +174,8 @@ class TorchModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
         return torch.load(self._filepath, map_location="cpu", weights_only=True)
 
     def save(self, data: dict[str, Any]) -> None:
-        self._filepath.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self._filepath.name}.", dir=self._filepath.parent)
-        os.close(fd)
-        try:
+        with atomic_path(self._filepath) as tmp:
             torch.save(data, tmp)
-            os.replace(tmp, self._filepath)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
 
     def _exists(self) -> bool:
         return self._filepath.exists()

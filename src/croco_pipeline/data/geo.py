@@ -1,13 +1,12 @@
 """Georeferenced rasters in memory (``GeoRaster``) and their GeoTIFF round trip.
 
 Every raster keeps its CRS, transform, nodata and band names from ingestion to the final heatmap.
-Writes are atomic: a temporary file in the target folder, renamed into place when complete.
+Writes are atomic (``croco_pipeline.data.atomic``): a temporary file renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from rasterio.crs import CRS
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
+from croco_pipeline.data.atomic import atomic_path
 from croco_pipeline.errors import CrocoInputError
 
 
@@ -95,11 +95,17 @@ def read_geotiff(
 
 
 def write_geotiff(
-    raster: GeoRaster, path: str | os.PathLike[str], *, compress: str = "deflate"
+    raster: GeoRaster,
+    path: str | os.PathLike[str],
+    *,
+    compress: str = "deflate",
+    tags: dict[str, str] | None = None,
 ) -> None:
-    """Write ``raster`` as a tiled GeoTIFF at ``path`` atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    """Write ``raster`` as a tiled GeoTIFF at ``path`` atomically (temporary file, then rename).
+
+    ``tags`` (dataset-level GeoTIFF metadata) are written into the temporary file too, so the file
+    that appears at ``path`` is complete.
+    """
     bands, rows, cols = raster.data.shape
     profile = {
         "driver": "GTiff",
@@ -115,14 +121,9 @@ def write_geotiff(
     }
     if rows >= 256 and cols >= 256:
         profile.update(tiled=True, blockxsize=256, blockysize=256)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        with rasterio.open(tmp, "w", **profile) as dst:
-            dst.write(raster.data.astype(profile["dtype"], copy=False))
-            for i, name in enumerate(raster.band_names, start=1):
-                dst.set_band_description(i, name)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
+        dst.write(raster.data.astype(profile["dtype"], copy=False))
+        for i, name in enumerate(raster.band_names, start=1):
+            dst.set_band_description(i, name)
+        if tags:
+            dst.update_tags(**tags)

@@ -10,6 +10,7 @@ import pandas as pd
 
 from croco_pipeline.data.splits import metres_to_pixels, require_nonempty
 from croco_pipeline.data.stack import NORMALISATIONS, NormalisationStats, TileStack
+from croco_pipeline.data.windows import window_centres, window_grid, window_valid_fraction
 from croco_pipeline.errors import CrocoConfigError, CrocoInputError, bad_param
 
 COLUMNS = ("tile", "split", "row", "col", "size_px", "x", "y", "valid_fraction")
@@ -25,17 +26,6 @@ _DTYPES = {
 }
 
 
-def window_valid_fraction(
-    valid: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int
-) -> np.ndarray:
-    """Share of valid pixels in each ``size`` x ``size`` window, by a summed-area table (O(1) each)."""
-    sat = np.zeros((valid.shape[0] + 1, valid.shape[1] + 1), dtype=np.int64)
-    sat[1:, 1:] = valid.astype(np.int64).cumsum(0).cumsum(1)
-    r0, c0, r1, c1 = rows, cols, rows + size, cols + size
-    total = sat[r1, c1] - sat[r0, c1] - sat[r1, c0] + sat[r0, c0]
-    return total / float(size * size)
-
-
 def _tile_patches(
     stack: TileStack, patch_size_m: float, stride_m: float, max_nodata_fraction: float
 ) -> pd.DataFrame:
@@ -47,10 +37,7 @@ def _tile_patches(
             f"parameter 'preprocess.patch_size_m' = {patch_size_m!r} ({size} px) is larger than tile "
             f"{stack.name} ({h} x {w} px at {stack.gsd:g} m)"
         )
-    grid_r, grid_c = np.meshgrid(
-        np.arange(0, h - size + 1, stride), np.arange(0, w - size + 1, stride), indexing="ij"
-    )
-    rows, cols = grid_r.ravel(), grid_c.ravel()
+    rows, cols = window_grid((h, w), size, stride)
     frac = window_valid_fraction(stack.valid, rows, cols, size)
     keep = frac >= 1.0 - max_nodata_fraction - 1e-9
     if not keep.any():
@@ -60,9 +47,7 @@ def _tile_patches(
             "files or raise parameter 'preprocess.max_nodata_fraction'"
         )
     rows, cols, frac = rows[keep], cols[keep], frac[keep]
-    t = stack.transform
-    x = t.c + t.a * (cols + size / 2) + t.b * (rows + size / 2)
-    y = t.f + t.d * (cols + size / 2) + t.e * (rows + size / 2)
+    x, y = window_centres(stack.transform, rows, cols, size)
     return pd.DataFrame(
         {
             "tile": stack.name,

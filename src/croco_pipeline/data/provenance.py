@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from croco_pipeline.data.datasets import SceneSource
+from croco_pipeline.data.source import SceneSource
 from croco_pipeline.errors import CrocoInputError
 
 REBUILD_INGEST = "kedro run --pipelines=ingest,preprocess"

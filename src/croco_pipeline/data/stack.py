@@ -11,6 +11,7 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
+from croco_pipeline.data.windows import cut_windows
 from croco_pipeline.errors import bad_param
 
 NORMALISATIONS = ("global_minmax", "relative")
@@ -94,18 +95,6 @@ def normalise_elevation(patches: np.ndarray, stats: NormalisationStats) -> np.nd
 def normalise_rgb(patches: np.ndarray) -> np.ndarray:
     """uint8 RGB (..., 3, h, w) to float32 in [0, 1]."""
     return patches.astype(np.float32) / 255.0
-
-
-def cut_windows(array: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
-    """``size`` x ``size`` windows of a (C, H, W) array at top-left (rows[i], cols[i]) -> (N, C, s, s)."""
-    rows = np.asarray(rows, dtype=np.int64)
-    cols = np.asarray(cols, dtype=np.int64)
-    h, w = array.shape[-2:]
-    if len(rows) and (
-        rows.min() < 0 or cols.min() < 0 or rows.max() + size > h or cols.max() + size > w
-    ):
-        raise ValueError(f"patch windows of {size} px fall outside an array of shape {h}x{w}")
-    return np.stack([array[:, r : r + size, c : c + size] for r, c in zip(rows, cols, strict=True)])
 
 
 def extract_patches(

@@ -25,7 +25,8 @@ from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.model.losses import nt_xent
 from croco_pipeline.model.models import ModelConfig, build_model
 from croco_pipeline.model.optim import build_optimizer
-from croco_pipeline.model.trainer import TrainConfig, resolve_device, train
+from croco_pipeline.model.runtime import resolve_device
+from croco_pipeline.model.trainer import TrainConfig, train
 
 TILE_PX, N_TILES, GSD = 300, 4, 0.5
 

@@ -8,7 +8,7 @@ import pandas as pd
 import torch
 
 from croco_pipeline.data.datasets import GeoTiffDataset, TileStackDataset
-from croco_pipeline.pipelines.evaluate.nodes import load_model
+from croco_pipeline.model.runtime import load_model
 
 PAPER_KEYS = {"top1", "top5", "chance_top1", "chance_top5", "n_queries"}
 

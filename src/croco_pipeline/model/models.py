@@ -5,17 +5,18 @@ Embeddings from ``embed_rgb`` and ``embed_elevation`` are compared by cosine sim
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import ClassVar, Literal, get_args
 
 import torch.nn.functional as F
+from pydantic import Field
 from torch import Tensor, nn
 from torchvision.models import ResNet, resnet18
 from torchvision.models.resnet import BasicBlock
 
-from croco_pipeline.errors import bad_param
+from croco_pipeline.params import StrictParams
 
-STEMS = ("cifar", "imagenet", "fast")
+Stem = Literal["cifar", "imagenet", "fast"]
+STEMS: tuple[str, ...] = get_args(Stem)
 FEATURE_DIM = 512
 
 
@@ -67,36 +68,16 @@ class ProjectionHead(nn.Sequential):
         )
 
 
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture choices; ``from_params`` validates the ``train.model`` parameters."""
+class ModelConfig(StrictParams):
+    """Architecture choices, the ``train.model`` parameters (checked: see ``croco_pipeline.params``)."""
 
-    stem: str = "cifar"
+    section: ClassVar[str] = "train.model"
+
+    stem: Stem = "cifar"
     shared_head: bool = True
-    width: int = 64
-    embedding_dim: int = 128
-    n_elevation_channels: int = 3
-
-    def __post_init__(self) -> None:
-        if self.stem not in STEMS:
-            raise bad_param("train.model.stem", self.stem, f"one of {STEMS}")
-        if not isinstance(self.shared_head, bool):
-            raise bad_param("train.model.shared_head", self.shared_head, "true or false")
-        for key in ("width", "embedding_dim", "n_elevation_channels"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise bad_param(f"train.model.{key}", value, "a positive integer")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> ModelConfig:
-        """Build from a parameters dict; unknown keys raise ``CrocoConfigError``."""
-        known = {f.name for f in fields(cls)}
-        for key in params:
-            if key not in known:
-                raise bad_param(
-                    f"train.model.{key}", params[key], f"a known key, one of {sorted(known)}"
-                )
-        return cls(**params)
+    width: int = Field(default=64, ge=1)
+    embedding_dim: int = Field(default=128, ge=1)
+    n_elevation_channels: int = Field(default=3, ge=1)
 
 
 class CrocoModel(nn.Module):

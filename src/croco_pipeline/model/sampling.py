@@ -5,13 +5,12 @@ No patch is materialised ahead of time: each batch is gathered from strided wind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 import torch
-from numpy.lib.stride_tricks import sliding_window_view
+from pydantic import Field
 from torch.utils.data import IterableDataset, get_worker_info
 
 from croco_pipeline.data.stack import (
@@ -20,15 +19,16 @@ from croco_pipeline.data.stack import (
     normalise_elevation,
     normalise_rgb,
 )
+from croco_pipeline.data.windows import summed_area_table, window_fraction, window_view
 from croco_pipeline.errors import bad_param
+from croco_pipeline.params import StrictParams
 
 SAMPLING_MODES = ("grid", "random")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
-@dataclass(frozen=True)
-class Augmentation:
-    """Augmentation switches; all off by default (the original code used none).
+class Augmentation(StrictParams):
+    """Augmentation switches (``train.augmentation``); all off by default (the original code used none).
 
     Attributes:
         rotate_flip: the SAME random multiple-of-90-degree rotation and horizontal flip on both modalities.
@@ -37,31 +37,12 @@ class Augmentation:
         height_scale: elevation scale drawn in [1 - s, 1 + s] per sample.
     """
 
+    section: ClassVar[str] = "train.augmentation"
+
     rotate_flip: bool = False
-    colour_jitter: float = 0.0
-    height_offset: float = 0.0
-    height_scale: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.rotate_flip, bool):
-            raise bad_param("train.augmentation.rotate_flip", self.rotate_flip, "true or false")
-        for key in ("colour_jitter", "height_offset", "height_scale"):
-            value = getattr(self, key)
-            limit = float("inf") if key == "height_offset" else 1.0
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int | float)
-                or not 0 <= value < limit
-            ):
-                raise bad_param(f"train.augmentation.{key}", value, f"a number in [0, {limit})")
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> Augmentation:
-        known = {f.name for f in fields(cls)}
-        for key in params:
-            if key not in known:
-                raise bad_param(f"train.augmentation.{key}", params[key], f"one of {sorted(known)}")
-        return cls(**params)
+    colour_jitter: float = Field(default=0.0, ge=0.0, lt=1.0)
+    height_offset: float = Field(default=0.0, ge=0.0)
+    height_scale: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class PairSampler(IterableDataset):
@@ -190,11 +171,10 @@ class PairSampler(IterableDataset):
         valid mask (H+1, W+1), built once per process; the views copy nothing."""
         if t not in self._cache:
             s, stack = self.patch_size, self.stacks[t]
-            integral = np.pad(stack.valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
             self._cache[t] = (
-                sliding_window_view(stack.rgb, (s, s), axis=(1, 2)),
-                sliding_window_view(stack.elevation, (s, s), axis=(1, 2)),
-                integral,
+                window_view(stack.rgb, s),
+                window_view(stack.elevation, s),
+                summed_area_table(stack.valid),
             )
         return self._cache[t]
 
@@ -233,10 +213,7 @@ class PairSampler(IterableDataset):
             frac = np.empty(2 * n)
             for tile in np.unique(t):
                 sel = t == tile
-                ii = self._tile_cache(int(tile))[2]
-                r0, c0 = r[sel], c[sel]
-                total = ii[r0 + s, c0 + s] - ii[r0, c0 + s] - ii[r0 + s, c0] + ii[r0, c0]
-                frac[sel] = total / (s * s)
+                frac[sel] = window_fraction(self._tile_cache(int(tile))[2], r[sel], c[sel], s)
             ok = frac >= self.min_valid_fraction
             found.append(np.stack([t[ok], r[ok], c[ok]]))
             if sum(f.shape[1] for f in found) >= n:

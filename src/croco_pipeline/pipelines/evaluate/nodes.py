@@ -25,19 +25,10 @@ from croco_pipeline.evaluation.retrieval import (
     embed_rgb_gallery,
     similarity_to_gallery,
 )
-from croco_pipeline.model.models import CrocoModel, ModelConfig, build_model
-from croco_pipeline.model.trainer import resolve_device
+from croco_pipeline.model.runtime import load_model, resolve_device
 from croco_pipeline.pipelines.utils import materialise
 
 log = logging.getLogger(__name__)
-
-
-def load_model(bundle: dict[str, Any]) -> CrocoModel:
-    """Rebuild the trained model from the ``croco_model`` dataset's content."""
-    model = build_model(ModelConfig(**bundle["config"]))
-    model.load_state_dict(bundle["state_dict"])
-    # channels_last weights with channels_last inputs (retrieval.embed_patches): fastest NHWC path
-    return model.eval().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
 
 def _localisation_area(stacks: list[TileStack], size_m: float | None) -> list[TileStack] | None:

@@ -2,7 +2,6 @@
 
 import logging
 from collections.abc import Callable
-from dataclasses import asdict
 from typing import Any
 
 import pandas as pd
@@ -11,7 +10,8 @@ import torch
 from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.evaluation.protocols import paper_protocol
 from croco_pipeline.model.models import ModelConfig, build_model
-from croco_pipeline.model.trainer import TrainConfig, resolve_device, train
+from croco_pipeline.model.runtime import resolve_device
+from croco_pipeline.model.trainer import TrainConfig, train
 from croco_pipeline.pipelines.utils import materialise
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ def train_model(
     history["epoch"] = history["epoch"].astype(int) + 1
     best = history[history["epoch"] == result.best_epoch + 1].iloc[0]
     bundle = {
-        "config": asdict(model_config),
+        "config": model_config.model_dump(),
         "state_dict": result.best_state,
         "epoch": int(best["epoch"]),
         "val_top1": float(best.get("val_top1", float("nan"))),

@@ -35,6 +35,7 @@ from croco_pipeline.model import distributed as ddp
 from croco_pipeline.model.config import TrainConfig
 from croco_pipeline.model.losses import LOSSES
 from croco_pipeline.model.optim import build_optimizer, warmup_cosine
+from croco_pipeline.model.queue import EmbeddingQueue
 from croco_pipeline.model.runtime import resolve_device
 from croco_pipeline.model.sampling import PairSampler
 
@@ -92,7 +93,7 @@ def _seed_everything(seed: int) -> None:
 
 
 def save_checkpoint_atomic(payload: dict[str, Any], path: Path) -> None:
-    """``torch.save`` through ``atomic_path``: never a torn file."""
+    """``torch.save`` through ``data.atomic.atomic_path``: never a torn or half-written file."""
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
@@ -191,6 +192,7 @@ class TrainingRun:
     rank: int = 0
     world: int = 1
     net: nn.Module | None = None  # the module the steps call: ``model``, or DDP around it
+    queue: EmbeddingQueue = field(default_factory=lambda: EmbeddingQueue(0))  # extra negatives
 
     @classmethod
     def build(
@@ -207,6 +209,8 @@ class TrainingRun:
             raise bad_param("train.precision", "fp16", "fp32 or bf16 on CPU (fp16 needs CUDA)")
         rank, world = ddp.rank(), ddp.world_size()
         _seed_everything(config.seed)
+        if config.init_from is not None:
+            load_initial_weights(model, config.init_from)
         model.to(device)
         model.to(memory_format=_memory_format(config))
         sampler = PairSampler(
@@ -221,17 +225,21 @@ class TrainingRun:
             min_valid_fraction=config.min_valid_fraction,
             rank=rank,
             world_size=world,
+            hard_negatives=config.hard_negatives,
         )
         optimizer = build_optimizer(
             model, config.optimizer, config.lr, config.weight_decay, config.batch_size,
             config.base_batch_size, config.scale_lr,
         )  # fmt: skip
+        queue = EmbeddingQueue(config.queue_size)
         steps = sampler.n_batches
         scheduler = warmup_cosine(
             optimizer, int(config.warmup_epochs * steps), config.epochs * steps, config.min_lr_ratio
         )
         scaler = torch.amp.GradScaler("cuda", enabled=config.precision == "fp16")
-        return cls(model, sampler, optimizer, scheduler, scaler, config, device, rank, world)
+        return cls(
+            model, sampler, optimizer, scheduler, scaler, config, device, rank, world, queue=queue
+        )
 
     def restore(self, ckpt: dict[str, Any]) -> TrainingState:
         """Load a ``checkpoint_payload`` (weights, optimiser, schedule, sampler, RNG): the run
@@ -241,6 +249,8 @@ class TrainingRun:
         self.scheduler.load_state_dict(ckpt["scheduler"])
         self.scaler.load_state_dict(ckpt["scaler"])
         self.sampler.load_state_dict(ckpt["sampler"])
+        if "queue" in ckpt:  # checkpoints from before the queue existed hold none
+            self.queue.load_state_dict(ckpt["queue"], self.device)
         _set_rng_state(ckpt["rng"])
         return TrainingState.from_checkpoint(ckpt)
 
@@ -262,14 +272,15 @@ class TrainingRun:
             self.device.type, dtype=dtype or torch.float32, enabled=dtype is not None
         ):
             z_rgb, z_elev = net(rgb, elev)
-        loss = LOSSES[config.loss](
-            ddp.gather_with_grad(z_rgb), ddp.gather_with_grad(z_elev), config.temperature
-        )
+        z_rgb, z_elev = ddp.gather_with_grad(z_rgb), ddp.gather_with_grad(z_elev)
+        q_rgb, q_elev = self.queue.negatives()  # earlier batches: extra negatives (none if off)
+        loss = LOSSES[config.loss](z_rgb, z_elev, config.temperature, queue_a=q_rgb, queue_b=q_elev)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        self.queue.enqueue(z_rgb, z_elev)  # the global batch: every rank holds the same queue
         return loss.detach()
 
     def run_epoch(self, epoch: int) -> dict[str, float]:
@@ -305,6 +316,7 @@ class TrainingRun:
             "scaler": self.scaler.state_dict(),
             **state.to_checkpoint(),
             "sampler": self.sampler.state_dict(),
+            "queue": self.queue.state_dict(),
             "rng": _rng_state(),
             "config": self.config.model_dump(),
         }
@@ -330,6 +342,23 @@ class TrainingRun:
             if best:
                 save_checkpoint_atomic(payload, checkpoint_dir / "best.pt")
         return state.should_stop(self.config.early_stopping_patience)
+
+
+def load_initial_weights(model: nn.Module, path: str) -> None:
+    """Start from earlier weights (``train.init_from``): a ``croco_model.pt`` bundle (its
+    ``state_dict``) or a trainer checkpoint (its ``model``), e.g. trained on another scene."""
+    if not Path(path).is_file():
+        raise bad_param("train.init_from", path, "the path of a croco_model.pt or checkpoint file")
+    saved = torch.load(path, map_location="cpu", weights_only=True)
+    weights = saved.get("state_dict", saved.get("model")) if isinstance(saved, dict) else None
+    if not isinstance(weights, dict):
+        raise bad_param("train.init_from", path, "a file holding 'state_dict' or 'model' weights")
+    try:
+        model.load_state_dict(weights)
+    except RuntimeError as exc:
+        raise bad_param(
+            "train.init_from", path, f"weights of the same architecture (train.model): {exc}"
+        ) from None
 
 
 def _memory_format(config: TrainConfig) -> torch.memory_format:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -10,14 +12,24 @@ import pytest
 import rasterio
 
 from croco_pipeline.data.dfc2018 import CRS_EPSG, ELEVATION_PRODUCTS, NODATA_ABS_LIMIT
+from croco_pipeline.data.source import SceneSource
 from croco_pipeline.errors import CrocoConfigError, CrocoInputError
-from croco_pipeline.synthetic import SyntheticConfig, release_matches, write_synthetic_release
+from croco_pipeline.pipelines.synthesize.nodes import synthesize_release
+from croco_pipeline.synthetic import (
+    SyntheticConfig,
+    ensure_synthetic_release,
+    release_matches,
+    write_synthetic_release,
+)
 
 # seed 23 puts a warehouse-sized roof (3msr voids) and the river inside this small grid
 SMALL = SyntheticConfig(
     seed=23, tile_width_m=64, tile_height_m=64, n_rows=2, n_cols=3, rgb_gsd=0.25
 )
 XS, YS = (271460, 271524, 271588), (3289753, 3289689)  # lower-left corners, north row first
+#: sha256 of every GeoTIFF's pixels (sorted paths) of SMALL's release: the generator's output is a
+#: pure function of the config; change this only with a deliberate change of what is generated
+SMALL_PIXELS_SHA256 = "ae04718fa66875758ce769ec26e3775fa6cab91e3198ccd5511ba6b706436a28"
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +105,13 @@ def test_mosaics_geometry_and_semantics(release: Path) -> None:
     assert not (void["DEM_C123_TLI"] & ~water).any()
 
 
+def test_pixels_are_exactly_those_of_the_reference_release(release: Path) -> None:
+    digest = hashlib.sha256()
+    for path in sorted(release.rglob("*.tif")):
+        digest.update(_read(path)[0].tobytes())
+    assert digest.hexdigest() == SMALL_PIXELS_SHA256
+
+
 def test_deterministic_and_seed_dependent(release: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     write_synthetic_release(again, SMALL)
@@ -114,6 +133,40 @@ def test_refuses_to_overwrite_a_real_release(tmp_path: Path) -> None:
     assert (real / "Final RGB HR Imagery").is_dir()
 
 
+def test_ensure_release_writes_reuses_and_leaves_real_data_alone(tmp_path: Path) -> None:
+    cfg = SyntheticConfig(tile_width_m=16, tile_height_m=16, n_rows=1, n_cols=1, rgb_gsd=0.5)
+    root = tmp_path / "Phase2"
+    assert ensure_synthetic_release(root, cfg) == "written"
+    stamp = (root / "SYNTHETIC.json").stat().st_mtime_ns
+    assert ensure_synthetic_release(root, cfg) == "reused"
+    assert (root / "SYNTHETIC.json").stat().st_mtime_ns == stamp  # not rewritten
+    other = SyntheticConfig(seed=1, tile_width_m=16, tile_height_m=16, n_rows=1, n_cols=1)
+    assert ensure_synthetic_release(root, other) == "written" and release_matches(root, other)
+    real = tmp_path / "real"
+    (real / "Final RGB HR Imagery").mkdir(parents=True)
+    assert ensure_synthetic_release(real, cfg) == "not synthetic"
+    assert [p.name for p in real.iterdir()] == ["Final RGB HR Imagery"]
+
+
+def test_synthesize_node_writes_the_release_and_passes_the_source_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    params = {"tile_width_m": 16, "tile_height_m": 16, "n_rows": 1, "n_cols": 1, "rgb_gsd": 0.5}
+    source = SceneSource("dfc2018", root=tmp_path / "Phase2")
+    assert synthesize_release(params, source) is source
+    assert source.is_synthetic and release_matches(source.root, SyntheticConfig(**params))
+    pair = SceneSource("raster_pair", rgb=tmp_path / "rgb.tif", elevation={"dsm": tmp_path / "d"})
+    with caplog.at_level(logging.INFO):
+        assert synthesize_release(params, pair) is pair
+    assert "raster pair" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["Phase2"]  # nothing else written
+
+
+def test_unknown_key_suggests_the_known_one() -> None:
+    with pytest.raises(CrocoConfigError, match="synthetic.tile_widht_m: unknown key, did you mean"):
+        SyntheticConfig.from_params({"tile_widht_m": 64})
+
+
 @pytest.mark.parametrize(
     ("params", "name"),
     [
@@ -123,6 +176,8 @@ def test_refuses_to_overwrite_a_real_release(tmp_path: Path) -> None:
         ({"n_rows": 0}, "synthetic.n_rows"),
         ({"sun_elevation": 30}, "synthetic.sun_elevation"),
         ({"seed": "abc"}, "synthetic.seed"),
+        ({"write_las": 1}, "synthetic.write_las"),
+        ({"misregistration_px_max": 0.5}, "synthetic.misregistration_px_max"),
     ],
 )
 def test_bad_params_name_the_parameter(params: dict[str, object], name: str) -> None:

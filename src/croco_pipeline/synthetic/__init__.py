@@ -4,6 +4,17 @@ See docs/synthetic.md for what is modelled and what is not.
 """
 
 from croco_pipeline.synthetic.config import SyntheticConfig
-from croco_pipeline.synthetic.release import MARKER, release_matches, write_synthetic_release
+from croco_pipeline.synthetic.release import (
+    MARKER,
+    ensure_synthetic_release,
+    release_matches,
+    write_synthetic_release,
+)
 
-__all__ = ["MARKER", "SyntheticConfig", "release_matches", "write_synthetic_release"]
+__all__ = [
+    "MARKER",
+    "SyntheticConfig",
+    "ensure_synthetic_release",
+    "release_matches",
+    "write_synthetic_release",
+]

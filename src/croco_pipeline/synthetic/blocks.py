@@ -1,6 +1,7 @@
 """Non-residential land uses (warehouses, parking, parks, fields, woods) and the per-block choice.
 
 The mix is tuned to a Houston-like suburb: mostly houses, some commercial strips, much open ground.
+Large flat featureless blocks (fields, lawns, empty lots) are deliberate: they are CroCo's failure case.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from croco_pipeline.synthetic.landuse import (
     STALL_W,
     WALLS,
     Block,
-    _building,
-    _frame,
-    _to_world,
-    _tree,
+    add_building,
+    add_tree,
+    block_frame,
     parked_cars,
     residential,
 )
 from croco_pipeline.synthetic.plan import Plan
+from croco_pipeline.synthetic.raster import to_world
 from croco_pipeline.synthetic.scene import (
     DRY_GRASS,
     FLAT,
@@ -58,7 +59,7 @@ def parking_lot(
 def commercial(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
     """One or two big flat-roofed boxes (warehouses, maybe an office tower) in a parking lot."""
     rng = plan.rng
-    cx, cy, length, depth, ang = _frame(block)
+    cx, cy, length, depth, ang = block_frame(block)
     plan.add(
         "patches", cx, cy, length / 2, depth / 2, ang, int(rng.choice([GRAVEL, GRASS, DRY_GRASS]))
     )
@@ -79,9 +80,9 @@ def commercial(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
         v = rng.uniform(
             -depth / 2 + bd / 2 + 6, max(-depth / 2 + bd / 2 + 6, depth / 2 - bd / 2 - 6)
         )
-        x, y = _to_world(cx, cy, ang, u, v)
+        x, y = to_world(cx, cy, ang, u, v)
         roof = FLAT_ROOFS[rng.integers(len(FLAT_ROOFS))]
-        if _building(
+        if add_building(
             plan,
             [(x, y, bl / 2, bd / 2, ang)],
             eave,
@@ -95,9 +96,9 @@ def commercial(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
     occupancy = float(np.clip(rng.uniform(0.3, 1.3) * cfg.car_occupancy, 0, 1))
     parking_lot(plan, (cx, cy, length / 2 - 3, depth / 2 - 3, ang), occupancy, cfg)
     for _ in range(int(length / 30)):  # landscaping strip along the street
-        _tree(
+        add_tree(
             plan,
-            *_to_world(cx, cy, ang, rng.uniform(-length / 2, length / 2), depth / 2 - 1.5),
+            *to_world(cx, cy, ang, rng.uniform(-length / 2, length / 2), depth / 2 - 1.5),
             cfg,
             0.8,
         )
@@ -121,12 +122,12 @@ def _rooftop_units(plan: Plan, roof: tuple[float, float, float, float, float], e
             120,
             120,
             125,
-            *_to_world(x, y, ang, u, v),
+            *to_world(x, y, ang, u, v),
         )
         plan.add(
             "parts",
             idx,
-            *_to_world(x, y, ang, u, v),
+            *to_world(x, y, ang, u, v),
             rng.uniform(1.0, 3.0),
             rng.uniform(0.8, 2.0),
             ang,
@@ -142,17 +143,17 @@ def riverbanks(plan: Plan, cfg: SyntheticConfig) -> None:
         for _ in range(rng.poisson(0.25 * length)):
             t, side = rng.random(), rng.choice([-1.0, 1.0])
             off = side * (hw + rng.uniform(7.0, 16.0))
-            _tree(plan, x0 + t * (x1 - x0) + off * nx, y0 + t * (y1 - y0) + off * ny, cfg)
+            add_tree(plan, x0 + t * (x1 - x0) + off * nx, y0 + t * (y1 - y0) + off * ny, cfg)
 
 
 def park(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
     """Open lawn with clumps of trees, maybe a pond and footpaths."""
     rng = plan.rng
-    cx, cy, length, depth, ang = _frame(block)
+    cx, cy, length, depth, ang = block_frame(block)
     plan.add("patches", cx, cy, length / 2, depth / 2, ang, LAWN)
     if rng.random() < 0.5 and depth > 60:
         a, b = rng.uniform(12, 0.3 * length), rng.uniform(8, 0.25 * depth)
-        px, py = _to_world(
+        px, py = to_world(
             cx, cy, ang, rng.uniform(-0.2, 0.2) * length, rng.uniform(-0.15, 0.15) * depth
         )
         if not plan.rect_hits(px, py, a, b, ang, 1 | 4):
@@ -160,41 +161,41 @@ def park(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
             plan.mark_rect(px, py, a, b, ang, 2)
     for _ in range(int(rng.integers(1, 3))):
         u0, u1 = rng.uniform(-0.5, 0.5, 2) * length
-        x0, y0 = _to_world(cx, cy, ang, u0, -depth / 2)
-        x1, y1 = _to_world(cx, cy, ang, u1, depth / 2)
+        x0, y0 = to_world(cx, cy, ang, u0, -depth / 2)
+        x1, y1 = to_world(cx, cy, ang, u1, depth / 2)
         plan.add("paths", x0, y0, x1, y1, 1.1)
     for _ in range(max(1, int(length * depth / 4000))):
         u, v = rng.uniform(-0.5, 0.5) * length, rng.uniform(-0.5, 0.5) * depth
         for _ in range(rng.poisson(6)):
-            _tree(plan, *_to_world(cx, cy, ang, u + rng.normal(0, 9), v + rng.normal(0, 9)), cfg)
+            add_tree(plan, *to_world(cx, cy, ang, u + rng.normal(0, 9), v + rng.normal(0, 9)), cfg)
 
 
 def field(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
     """Bare soil or dry grass, featureless, maybe a tree line along one edge."""
     rng = plan.rng
-    cx, cy, length, depth, ang = _frame(block)
+    cx, cy, length, depth, ang = block_frame(block)
     plan.add(
         "patches", cx, cy, length / 2, depth / 2, ang, int(rng.choice([SOIL, DRY_GRASS, GRASS]))
     )
     if rng.random() < 0.5:
         v = rng.choice([-1.0, 1.0]) * (depth / 2 - 3)
         for u in np.arange(-length / 2, length / 2, rng.uniform(6, 12)):
-            _tree(plan, *_to_world(cx, cy, ang, u, v), cfg, 0.9)
+            add_tree(plan, *to_world(cx, cy, ang, u, v), cfg, 0.9)
 
 
 def wooded(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
     """A dense stand of trees on rough grass."""
     rng = plan.rng
-    cx, cy, length, depth, ang = _frame(block)
+    cx, cy, length, depth, ang = block_frame(block)
     plan.add("patches", cx, cy, length / 2, depth / 2, ang, GRASS)
     for _ in range(int(length * depth / 40)):
         u, v = rng.uniform(-0.5, 0.5) * length, rng.uniform(-0.5, 0.5) * depth
-        _tree(plan, *_to_world(cx, cy, ang, u, v), cfg, 1.1)
+        add_tree(plan, *to_world(cx, cy, ang, u, v), cfg, 1.1)
 
 
 def empty_lot(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
     """A big, mostly empty parking lot (old asphalt): flat and featureless in the LiDAR."""
-    cx, cy, length, depth, ang = _frame(block)
+    cx, cy, length, depth, ang = block_frame(block)
     plan.add("patches", cx, cy, length / 2, depth / 2, ang, OLD_ASPHALT)
     parking_lot(
         plan, (cx, cy, length / 2 - 4, depth / 2 - 4, ang), plan.rng.uniform(0.0, 0.25), cfg

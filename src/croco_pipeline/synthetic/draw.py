@@ -11,10 +11,13 @@ import numpy as np
 
 from croco_pipeline.synthetic.raster import (
     Grid,
+    blend,
     coverage,
+    rect_box,
     rect_uv,
     sd_rect,
     segment_box,
+    segment_dist,
     touching,
     upsample,
 )
@@ -60,19 +63,10 @@ class PhotoContext:
     detail: np.ndarray | None = None  # periodic decimetre texture, only for photos finer than 0.1 m
     detail_gsd: float = 0.1
 
-
-def _lean(ctx: PhotoContext, x: float, y: float, h: float) -> tuple[float, float]:
-    """Relief displacement d = h * r / H of a point at height h, away from the nadir."""
-    k = h / ctx.flight_height
-    return (x - ctx.nadir[0]) * k, (y - ctx.nadir[1]) * k
-
-
-def _blend(
-    img: np.ndarray, win: tuple[int, int, int, int], alpha: np.ndarray, rgb: np.ndarray
-) -> None:
-    r0, r1, c0, c1 = win
-    view = img[:, r0:r1, c0:c1]
-    view += (rgb - view) * alpha  # in place: alpha-composite over what is already there
+    def lean(self, x: float, y: float, h: float) -> tuple[float, float]:
+        """Relief displacement d = h * r / H of a point at height h, away from the nadir."""
+        k = h / self.flight_height
+        return (x - self.nadir[0]) * k, (y - self.nadir[1]) * k
 
 
 def ground(scene: Scene, g: Grid, ctx: PhotoContext, grain: np.ndarray) -> np.ndarray:
@@ -88,8 +82,6 @@ def ground(scene: Scene, g: Grid, ctx: PhotoContext, grain: np.ndarray) -> np.nd
             u, v = rect_uv(g.xs(c0, c1), g.ys(r0, r1), table[i, 0], table[i, 1], table[i, 4])
             inside = sd_rect(u, v, table[i, 2] + grow, table[i, 3] + grow) <= 0
             mat[r0:r1, c0:c1][inside] = int(table[i, 5]) if value is None else value
-
-    from croco_pipeline.synthetic.raster import rect_box, segment_dist
 
     p = scene.patches
     fill(p, rect_box(p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4]), None)
@@ -147,12 +139,12 @@ def markings(scene: Scene, g: Grid, img: np.ndarray) -> None:
         inside = (t >= 0) & (t <= length)
         if kind == 1:
             a = coverage(np.abs(side) - 0.06, g.gsd) * ((t % 9.0) < 3.0) * inside
-            _blend(img, win, a, yellow)
+            blend(img, win, a, yellow)
         else:
             a = coverage(np.abs(np.abs(side) - 0.2) - 0.06, g.gsd) * inside
-            _blend(img, win, a, yellow)
+            blend(img, win, a, yellow)
             a = coverage(np.abs(np.abs(side) - hw / 2) - 0.06, g.gsd) * ((t % 12.0) < 3.0) * inside
-            _blend(img, win, a, white)
+            blend(img, win, a, white)
     lots = scene.lots
     depth, aisle = STALL_PERIOD
     for i in touching(rect_box_of(lots), g.bounds):
@@ -170,12 +162,10 @@ def markings(scene: Scene, g: Grid, img: np.ndarray) -> None:
             np.maximum(coverage(du - 0.06, g.gsd), coverage(np.abs(vp - depth) - 0.06, g.gsd))
             * in_rows
         )
-        _blend(img, win, 0.8 * a, white)
+        blend(img, win, 0.8 * a, white)
 
 
 def rect_box_of(table: np.ndarray) -> np.ndarray:
-    from croco_pipeline.synthetic.raster import rect_box
-
     return rect_box(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4])
 
 
@@ -195,4 +185,4 @@ def cars(scene: Scene, g: Grid, img: np.ndarray) -> None:
         body = scene.cars[i, 3:6].reshape(3, 1, 1) / 255.0
         glass = (np.abs(u) > 0.55) & (np.abs(u) < 1.35) & (np.abs(v) < 0.75)
         colour = np.where(glass[None], 0.12, body * (1.0 - 0.25 * (np.abs(v) / 0.9) ** 4)[None])
-        _blend(img, win, coverage(sd_rect(u, v, 2.25, 0.88), g.gsd), colour)
+        blend(img, win, coverage(sd_rect(u, v, 2.25, 0.88), g.gsd), colour)

@@ -1,11 +1,9 @@
-"""Fills one city block with a land use: houses, warehouses, parking, park, bare field or woodland.
-
-Large flat featureless blocks (fields, lawns, empty lots) are deliberate: they are CroCo's failure case.
+"""What every land use places on a block (its frame, trees, buildings, parked cars) and the
+residential land use: rows of houses with lawns, driveways and pools (the others are in ``blocks``).
 """
 
 from __future__ import annotations
 
-import math
 from bisect import bisect
 from collections.abc import Sequence
 
@@ -13,6 +11,7 @@ import numpy as np
 
 from croco_pipeline.synthetic.config import SyntheticConfig
 from croco_pipeline.synthetic.plan import BUILDING, ROAD, WATER_FLAG, Plan
+from croco_pipeline.synthetic.raster import to_world
 from croco_pipeline.synthetic.scene import (
     ABSENT,
     AUTUMN,
@@ -62,7 +61,8 @@ LOOK_CUM = (0.35, 0.65, 0.85)
 STALL_W, STALL_D, AISLE = 2.7, 5.5, 7.0
 
 
-def _tree(plan: Plan, x: float, y: float, cfg: SyntheticConfig, scale: float = 1.0) -> None:
+def add_tree(plan: Plan, x: float, y: float, cfg: SyntheticConfig, scale: float = 1.0) -> None:
+    """Plant a tree at (x, y) unless roads, water or a building stand there; some change look."""
     rng = plan.rng
     if not plan.point_free(x, y, BLOCKED):
         return
@@ -99,7 +99,7 @@ def _car(
     parked_cars(plan, np.array([x]), np.array([y]), ang, occupancy, cfg)
 
 
-def _building(
+def add_building(
     plan: Plan,
     parts: Sequence[tuple[float, float, float, float, float]],
     eave: float,
@@ -123,22 +123,17 @@ def _building(
     return True
 
 
-def _frame(block: Block) -> tuple[float, float, float, float, float]:
+def block_frame(block: Block) -> tuple[float, float, float, float, float]:
     """Block centre, length along its long side, depth, and the angle of the long side."""
     x0, y0, x1, y1 = block
     w, h = x1 - x0, y1 - y0
     return ((x0 + x1) / 2, (y0 + y1) / 2, max(w, h), min(w, h), 0.0 if w >= h else np.pi / 2)
 
 
-def _to_world(cx: float, cy: float, ang: float, u: float, v: float) -> tuple[float, float]:
-    c, s = math.cos(ang), math.sin(ang)
-    return cx + u * c - v * s, cy + u * s + v * c
-
-
 def residential(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
     """Rows of houses facing the two long streets: lawns, driveways, pools, yard and street trees."""
     rng = plan.rng
-    cx, cy, length, depth, ang = _frame(block)
+    cx, cy, length, depth, ang = block_frame(block)
     plan.add("patches", cx, cy, length / 2, depth / 2, ang, GRASS)
     parcel_d = min(depth / 2, rng.uniform(28.0, 40.0))
     for side in (1.0, -1.0):
@@ -150,7 +145,7 @@ def residential(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
             lawn = int(rng.choice([GRASS, LAWN, DRY_GRASS], p=[0.45, 0.35, 0.2]))
             plan.add(
                 "patches",
-                *_to_world(cx, cy, ang, uc, pv),
+                *to_world(cx, cy, ang, uc, pv),
                 pw / 2 - 0.3,
                 parcel_d / 2 - 0.3,
                 ang,
@@ -162,26 +157,26 @@ def residential(plan: Plan, block: Block, cfg: SyntheticConfig) -> None:
             if d >= 6.0:
                 _house(plan, (cx, cy, ang), side, uc, (w, d), depth / 2 - setback, depth / 2, cfg)
             if rng.random() < 0.4:
-                _tree(
+                add_tree(
                     plan,
-                    *_to_world(cx, cy, ang, uc + rng.uniform(-5, 5), side * (depth / 2 - 1.8)),
+                    *to_world(cx, cy, ang, uc + rng.uniform(-5, 5), side * (depth / 2 - 1.8)),
                     cfg,
                 )
             for _ in range(rng.poisson(1.4)):
                 vv = side * (depth / 2 - parcel_d + rng.uniform(2.0, 0.45 * parcel_d))
-                _tree(plan, *_to_world(cx, cy, ang, uc + rng.uniform(-pw / 2, pw / 2), vv), cfg)
+                add_tree(plan, *to_world(cx, cy, ang, uc + rng.uniform(-pw / 2, pw / 2), vv), cfg)
             if rng.random() < 0.12 and parcel_d > 30:
                 vv = side * (depth / 2 - parcel_d + 6.0)
-                px, py = _to_world(cx, cy, ang, uc + rng.uniform(-3, 3), vv)
+                px, py = to_world(cx, cy, ang, uc + rng.uniform(-3, 3), vv)
                 plan.add("patches", px, py, 5.0, 3.0, ang, CONCRETE)
                 plan.add("patches", px, py, 4.0, 2.0, ang, POOL)
             u += pw
     for _ in range(
         int(max(0.0, depth - 2 * parcel_d) * length / 250.0)
     ):  # greenbelt between backyards
-        _tree(
+        add_tree(
             plan,
-            *_to_world(
+            *to_world(
                 cx,
                 cy,
                 ang,
@@ -209,13 +204,13 @@ def _house(
     uj = uc + rng.uniform(-1.5, 1.5)
     vc = side * (front - d / 2)
     a = ang + rng.normal(0, 0.02)
-    parts = [(*_to_world(cx, cy, ang, uj, vc), w / 2, d / 2, a)]
+    parts = [(*to_world(cx, cy, ang, uj, vc), w / 2, d / 2, a)]
     if rng.random() < 0.35:
         ww, wl = rng.uniform(4.5, 7.0), rng.uniform(5.0, 9.0)
         end = rng.choice([-1.0, 1.0]) * (w / 2 - ww / 2)
         parts.append(
             (
-                *_to_world(cx, cy, ang, uj + end, vc - side * (d / 2 + wl / 2 - 0.5)),
+                *to_world(cx, cy, ang, uj + end, vc - side * (d / 2 + wl / 2 - 0.5)),
                 wl / 2 + 0.5,
                 ww / 2,
                 a + np.pi / 2,
@@ -226,10 +221,10 @@ def _house(
     kind = int(rng.choice([GABLE, HIP, FLAT], p=[0.45, 0.45, 0.1]))
     rise = 0.0 if kind == FLAT else d / 2 * np.tan(np.radians(rng.uniform(20, 35)))
     roof = ROOFS[rng.integers(len(ROOFS))]
-    if not _building(plan, parts, eave, rise, kind, roof, WALLS[rng.integers(len(WALLS))]):
+    if not add_building(plan, parts, eave, rise, kind, roof, WALLS[rng.integers(len(WALLS))]):
         return
     du = uj + rng.choice([-1.0, 1.0]) * (w / 2 - 2.8)
     drive = street - front + 3.5  # from the house front across the sidewalk to the kerb
     mid = side * (front + drive / 2)
-    plan.add("patches", *_to_world(cx, cy, ang, du, mid), 2.6, drive / 2, ang, CONCRETE)
-    _car(plan, *_to_world(cx, cy, ang, du, side * (front + 3.0)), ang + np.pi / 2, 0.45, cfg)
+    plan.add("patches", *to_world(cx, cy, ang, du, mid), 2.6, drive / 2, ang, CONCRETE)
+    _car(plan, *to_world(cx, cy, ang, du, side * (front + 3.0)), ang + np.pi / 2, 0.45, cfg)

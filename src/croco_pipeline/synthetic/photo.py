@@ -126,6 +126,17 @@ def _context(
     )
 
 
+def _camera(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Exposure per band (gain x white balance, in tone-curve codes) and the tone curve itself."""
+    gain = rng.uniform(0.85, 1.15)
+    balance = rng.uniform(0.93, 1.07, 3).reshape(3, 1, 1)
+    gamma = rng.uniform(0.85, 1.15)
+    haze = rng.uniform(0.0, 0.07)
+    # gamma and haze as a lookup table on 12-bit codes: much cheaper than a power per pixel
+    tone = (np.linspace(0.0, 1.0, LUT_SIZE) ** gamma * (1 - haze) + 0.8 * haze) * 255.0 + 0.5
+    return gain * balance * (LUT_SIZE - 1), tone.astype(np.float32)
+
+
 def render_photo(
     scene: Scene,
     cfg: SyntheticConfig,
@@ -147,13 +158,7 @@ def render_photo(
         left + shift * np.cos(heading), top + shift * np.sin(heading), cfg.rgb_gsd, rows, cols
     )
     ctx = _context(scene, cfg, view, rng)
-    gain = rng.uniform(0.85, 1.15)
-    balance = rng.uniform(0.93, 1.07, 3).reshape(3, 1, 1)
-    gamma = rng.uniform(0.85, 1.15)
-    haze = rng.uniform(0.0, 0.07)
-    # gamma and haze as a lookup table on 12-bit codes: much cheaper than a power per pixel
-    tone = (np.linspace(0.0, 1.0, LUT_SIZE) ** gamma * (1 - haze) + 0.8 * haze) * 255.0 + 0.5
-    tone = tone.astype(np.float32)
+    exposure, tone = _camera(rng)
     out = np.empty((3, rows, cols), dtype=np.uint8)
     block = max(16, BLOCK_PIXELS // cols)
     margin = int(np.ceil(3 * cfg.blur_px)) + 1
@@ -172,7 +177,6 @@ def render_photo(
         tall.buildings(scene, g, ctx, img, lit, grain)
         tall.trees(scene, g, ctx, img, lit, grain)
         # skylight + sunlight, exposure and white balance in one pass (all linear, so before blur)
-        exposure = gain * balance * (LUT_SIZE - 1)
         for c in range(3):
             img[c] *= (AMBIENT[c] * exposure[c]) + (DIRECT[c] * exposure[c]) * lit
         del lit

@@ -5,6 +5,7 @@ Coordinates are map metres (float64: UTM values lose centimetres in float32). Ne
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -188,3 +189,18 @@ def upsample(field: np.ndarray, fgrid: Grid, xs: np.ndarray, ys: np.ndarray) -> 
     left = rows[:, c0]
     left += (rows[:, c0 + 1] - left) * wc
     return left
+
+
+def to_world(cx: float, cy: float, ang: float, u: float, v: float) -> tuple[float, float]:
+    """World (x, y) of the point (u, v) in the frame centred at (cx, cy) and turned by ``ang``."""
+    c, s = math.cos(ang), math.sin(ang)
+    return cx + u * c - v * s, cy + u * s + v * c
+
+
+def blend(
+    img: np.ndarray, win: tuple[int, int, int, int], alpha: np.ndarray, rgb: np.ndarray
+) -> None:
+    """Alpha-composite ``rgb`` over ``img[:, window]`` in place (``win`` = r0, r1, c0, c1)."""
+    r0, r1, c0, c1 = win
+    view = img[:, r0:r1, c0:c1]
+    view += (rgb - view) * alpha  # in place: alpha-composite over what is already there

@@ -1,11 +1,11 @@
 """Writes a synthetic DFC2018-shaped release folder, tile by tile, and swaps it into place atomically.
 
-A ``SYNTHETIC.json`` marker records the config, so a real release is never overwritten.
+A ``SYNTHETIC.json`` marker records the config, so a real release is never overwritten and an
+unchanged config reuses the release already there (``ensure_synthetic_release``).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import shutil
@@ -18,14 +18,17 @@ from rasterio.crs import CRS
 
 from croco_pipeline.data.dfc2018 import CRS_EPSG, ELEVATION_PRODUCTS, MOSAIC_GSD, NODATA, TileId
 from croco_pipeline.data.geo import GeoRaster, write_geotiff
+from croco_pipeline.data.source import SYNTHETIC_MARKER
 from croco_pipeline.errors import CrocoInputError
+from croco_pipeline.synthetic.city import plan_scene
 from croco_pipeline.synthetic.config import SyntheticConfig
+from croco_pipeline.synthetic.lidar import write_las_tile
 from croco_pipeline.synthetic.photo import render_photo
-from croco_pipeline.synthetic.plan import grid_bounds, plan_scene
+from croco_pipeline.synthetic.plan import grid_bounds
 from croco_pipeline.synthetic.raster import Grid
 from croco_pipeline.synthetic.scene import height_products
 
-MARKER = "SYNTHETIC.json"
+MARKER = SYNTHETIC_MARKER
 GENERATOR_VERSION = "1.0"
 
 
@@ -45,7 +48,7 @@ def marker_payload(cfg: SyntheticConfig) -> dict[str, object]:
     return {
         "generator": "croco_pipeline.synthetic",
         "version": GENERATOR_VERSION,
-        "config": dataclasses.asdict(cfg),
+        "config": cfg.model_dump(),
     }
 
 
@@ -56,6 +59,25 @@ def release_matches(root: str | Path, cfg: SyntheticConfig) -> bool:
         return bool(json.loads(marker.read_text()) == json.loads(json.dumps(marker_payload(cfg))))
     except (OSError, ValueError):
         return False
+
+
+def ensure_synthetic_release(
+    root: str | Path, config: SyntheticConfig, progress: Callable[[str], None] | None = None
+) -> str:
+    """Make ``root`` hold the synthetic release of ``config``, unless it holds a real release.
+
+    Returns:
+        What was done: ``"written"`` (missing, or synthetic from another config), ``"reused"`` (the
+        same config's release is already there) or ``"not synthetic"`` (``root`` holds data without
+        the ``SYNTHETIC.json`` marker, e.g. a real DFC2018 release: left untouched).
+    """
+    root = Path(root)
+    if root.exists() and not (root / MARKER).is_file():
+        return "not synthetic"
+    if release_matches(root, config):
+        return "reused"
+    write_synthetic_release(root, config, progress)
+    return "written"
 
 
 def write_synthetic_release(
@@ -119,9 +141,7 @@ def _build(work: Path, cfg: SyntheticConfig, progress: Callable[[str], None]) ->
         written.append(tile.rgb_relpath)
         del photo
         if cfg.write_las:
-            from croco_pipeline.synthetic.lidar import write_las_tile
-
-            write_las_tile(work / tile.las_relpath, products, grid, cfg, (r, c))
+            write_las_tile(work / tile.las_relpath, products, grid, cfg, (r, c), scene)
             written.append(tile.las_relpath)
         progress(f"synthetic tile {tile.name} ({k}/{len(tiles)}) written")
     transform = Affine(MOSAIC_GSD, 0.0, left, 0.0, -MOSAIC_GSD, top)

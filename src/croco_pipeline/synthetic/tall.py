@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from croco_pipeline.synthetic.draw import PhotoContext, _blend, _lean
+from croco_pipeline.synthetic.draw import PhotoContext
 from croco_pipeline.synthetic.raster import (
     Grid,
+    blend,
     convex_hull,
     coverage,
     rect_corners,
@@ -65,8 +66,8 @@ def buildings(
         eave, rise = scene.buildings[b, 0], scene.buildings[b, 1]
         cx, cy = scene.buildings[b, 9], scene.buildings[b, 10]
         mine = parts[owners == b]
-        wx, wy = _lean(ctx, cx, cy, eave)
-        rx, ry = _lean(ctx, cx, cy, eave + 0.6 * rise)
+        wx, wy = ctx.lean(cx, cy, eave)
+        rx, ry = ctx.lean(cx, cy, eave + 0.6 * rise)
         lean = np.array([wx, wy]) / max(np.hypot(wx, wy), 1e-9)
         wall_light = np.clip(float(lean @ sun_h) * np.hypot(*ctx.sun[:2]) / ctx.sun[2], 0.05, 1.2)
         wall = scene.buildings[b, 6:9].reshape(3, 1, 1) / 255.0
@@ -78,8 +79,8 @@ def buildings(
                 continue
             r0, r1, c0, c1 = win
             a = coverage(sd_convex(g.xs(c0, c1), g.ys(r0, r1), hull), g.gsd)
-            _blend(img, win, a, wall * 0.9)
-            _blend(lit[None], win, a, np.full((1, 1, 1), wall_light, dtype=np.float32))
+            blend(img, win, a, wall * 0.9)
+            blend(lit[None], win, a, np.full((1, 1, 1), wall_light, dtype=np.float32))
         roof = scene.buildings[b, 3:6].reshape(3, 1, 1) / 255.0
         for p in mine:
             _, px, py, hl, hw, ang = scene.parts[p]
@@ -96,9 +97,9 @@ def buildings(
             elif g.gsd <= 0.12:
                 tex = tex * (1.0 + 0.05 * np.sin(2 * np.pi * v / 0.33))  # shingle courses
             ridge = roof_height_rel(scene, p, u, v)
-            _blend(img, win, coverage(sd, g.gsd), roof * (tex * ridge)[None])
+            blend(img, win, coverage(sd, g.gsd), roof * (tex * ridge)[None])
             shade = _roof_shade(scene, p, u, v, ctx.sun) * _lit_at(ctx, g, win, rx, ry)
-            _blend(lit[None], win, coverage(sd, g.gsd), shade)
+            blend(lit[None], win, coverage(sd, g.gsd), shade)
 
 
 def roof_height_rel(scene: Scene, part: int, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -118,7 +119,7 @@ def trees(
             continue
         if look == SMALLER:
             r, h = 0.65 * r, 0.8 * h
-        dx, dy = _lean(ctx, x, y, 0.8 * h)
+        dx, dy = ctx.lean(x, y, 0.8 * h)
         win = g.window(x + dx - 1.2 * r, y + dy - 1.2 * r, x + dx + 1.2 * r, y + dy + 1.2 * r)
         if win is None:
             continue
@@ -150,10 +151,10 @@ def trees(
         else:
             base = np.array([0.18 + 0.07 * tone, 0.27 + 0.05 * tone, 0.13 + 0.02 * tone])
         colour = base.reshape(3, 1, 1) * (1.0 + clumps)[None]
-        _blend(img, win, alpha, colour)
+        blend(img, win, alpha, colour)
         light = (
             _lit_at(ctx, g, win, dx, dy)
             * np.clip(0.3 + 0.7 * lam, 0.15, 1.3)
             * (1.0 + 0.5 * clumps)
         )
-        _blend(lit[None], win, alpha, light)
+        blend(lit[None], win, alpha, light)

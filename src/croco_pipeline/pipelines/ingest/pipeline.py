@@ -1,4 +1,7 @@
-"""``kedro run --pipelines=ingest``: DFC2018 tiles or a user's raster pair -> ``ingested_rasters``."""
+"""``kedro run --pipelines=ingest``: DFC2018 tiles or a user's raster pair -> ``ingested_rasters``.
+
+``scene_source`` is the ``synthesize`` node's output; the registry runs that node before this one.
+"""
 
 from kedro.pipeline import Pipeline, node
 
@@ -10,7 +13,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             node(
                 ingest_source,
-                inputs=["raw_source", "params:preprocess"],
+                inputs=["scene_source", "params:preprocess"],
                 outputs=["ingested_rasters", "ingest_manifest"],
                 name="ingest_source",
             )

@@ -81,7 +81,11 @@ class KedroRunError(RuntimeError):
 
 
 def kedro_run(
-    project: Path, pipelines: list[str], params: dict[str, Any] | None = None, env: str = "local"
+    project: Path,
+    pipelines: list[str],
+    params: dict[str, Any] | None = None,
+    env: str = "local",
+    cli_args: list[str] | None = None,
 ) -> str:
     """``kedro run`` of a copied project with the tiny parameters (plus ``params``) in ``env``.
 
@@ -99,6 +103,7 @@ def kedro_run(
     cmd = [sys.executable, "-m", "kedro", "run", f"--pipelines={','.join(pipelines)}"]
     if env != "local":
         cmd.append(f"--env={env}")
+    cmd += cli_args or []  # e.g. ["--params", "localize.queries=<folder>"] (runtime parameters)
     environ = dict(os.environ, KEDRO_DISABLE_TELEMETRY="true", MPLBACKEND="Agg")
     done = subprocess.run(cmd, cwd=project, env=environ, capture_output=True, text=True)
     output = done.stdout + done.stderr

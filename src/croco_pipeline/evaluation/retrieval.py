@@ -16,10 +16,10 @@ from torch import Tensor
 from croco_pipeline.data.stack import (
     NormalisationStats,
     TileStack,
-    cut_windows,
     normalise_elevation,
     normalise_rgb,
 )
+from croco_pipeline.data.windows import cut_windows
 
 EmbedFn = Callable[[Tensor], Tensor]
 BACKENDS = ("torch", "faiss")
@@ -203,6 +203,25 @@ class MapIndex:
         """(scores float32 (Q, k), indices int64 (Q, k)), best first; -1 where IVF found fewer."""
         scores, idx = self._index.search(_unit_np(queries), k)
         return scores, idx.astype(np.int64)
+
+    def to_bytes(self) -> bytes:
+        """The FAISS index serialised (``faiss.serialize_index``), e.g. for a map folder."""
+        import faiss
+
+        return bytes(faiss.serialize_index(self._index).tobytes())
+
+    @classmethod
+    def from_bytes(cls, data: bytes, nprobe: int = 16) -> MapIndex:
+        """Rebuild an index written by ``to_bytes`` (flat or IVF, told apart by the index type)."""
+        import faiss
+
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        ivf = isinstance(index, faiss.IndexIVF)
+        out = cls(index.d, "ivf" if ivf else "flat", nlist=index.nlist if ivf else 1, nprobe=nprobe)
+        if ivf:
+            index.nprobe = nprobe
+        out._index = index
+        return out
 
 
 def _unit_np(x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,65 @@
+"""Confidence of a fix: raw features from the vote and the refinement, and a calibrated mapping.
+
+Features (all roughly in [0, 1]): ``peak_margin`` = 1 - second peak / first peak (a unique answer),
+``vote_share`` = first peak / the mass of every tile agreeing (how many tiles agree),
+``refine_score`` = the refinement's best correlation. ``confidence`` maps them through a logistic
+function whose coefficients ``fit_confidence`` learns on validation fixes known right or wrong.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+FEATURES = ("peak_margin", "vote_share", "refine_score")
+
+
+def confidence_features(
+    first: float, second: float, tile_mass: float, refine_score: float
+) -> dict[str, float]:
+    """The raw features of one fix (see the module docstring)."""
+    return {
+        "peak_margin": 1.0 - (second / first if first > 0 else 1.0),
+        "vote_share": min(1.0, first / tile_mass) if tile_mass > 0 else 0.0,
+        "refine_score": float(refine_score) if math.isfinite(refine_score) else 0.0,
+    }
+
+
+def confidence(features: Mapping[str, float], bias: float, weights: Mapping[str, float]) -> float:
+    """Logistic mapping to [0, 1]: sigmoid(bias + sum of weight * feature)."""
+    unknown = set(weights) - set(FEATURES)
+    if unknown:
+        raise ValueError(
+            f"confidence weights for unknown features {sorted(unknown)}; known: {FEATURES}"
+        )
+    z = bias + sum(float(w) * float(features[name]) for name, w in weights.items())
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+def fit_confidence(
+    features: np.ndarray, is_right: np.ndarray, l2: float = 1e-3, iterations: int = 50
+) -> tuple[float, dict[str, float]]:
+    """Logistic regression (Newton's method, small ridge) of right/wrong on the features.
+
+    Args:
+        features: (N, len(FEATURES)) in ``FEATURES`` order. is_right: (N,) bool.
+
+    Returns:
+        (bias, weights) for ``confidence`` / the ``localize.confidence`` parameters.
+    """
+    x = np.column_stack([np.ones(len(features)), np.asarray(features, dtype=np.float64)])
+    y = np.asarray(is_right, dtype=np.float64)
+    beta = np.zeros(x.shape[1])
+    ridge = l2 * np.eye(x.shape[1])
+    ridge[0, 0] = 0.0
+    for _ in range(iterations):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ beta, -60, 60)))
+        grad = x.T @ (p - y) + ridge @ beta
+        hess = (x * (p * (1 - p))[:, None]).T @ x + ridge + 1e-9 * np.eye(x.shape[1])
+        step = np.linalg.solve(hess, grad)
+        beta -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(beta[0]), {name: float(b) for name, b in zip(FEATURES, beta[1:], strict=True)}

@@ -1,0 +1,81 @@
+"""Checked parameters of the ``build_map`` and ``localize`` pipelines (unknown keys refused, errors
+naming the key path, as every parameter group of the project: ``croco_pipeline.params``)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from croco_pipeline.params import StrictParams
+
+
+class BuildMapParams(StrictParams):
+    """``build_map``: how the orthophoto is embedded into a searchable map."""
+
+    section = "build_map"
+
+    stride_m: float | None = Field(
+        default=None, gt=0, description="null: a quarter of the patch size"
+    )
+    min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
+    batch_size: int = Field(default=256, ge=1)
+    block_px: int = Field(default=1024, ge=16, description="ortho block read at a time (streaming)")
+    approximate_above: int = Field(
+        default=200_000, ge=1, description="patches above which IVF is used"
+    )
+    nlist: int | None = Field(
+        default=None, ge=1, description="IVF cells; null: about 4 * sqrt(patches)"
+    )
+    nprobe: int = Field(default=32, ge=1)
+    crs: str | None = Field(default=None, description="map CRS for an ortho GeoTIFF; null: its own")
+    device: str = "auto"
+    progress: bool = True
+
+
+class RefineParams(StrictParams):
+    """Precision step around the winning vote cell."""
+
+    section = "localize.refine"
+
+    method: Literal["embedding", "gradient_ncc", "none"] = "embedding"
+    radius_m: float | None = Field(default=None, gt=0, description="null: one map stride")
+    max_tiles: int = Field(default=9, ge=1, description="query tiles correlated at each shift")
+
+
+class ConfidenceParams(StrictParams):
+    """Logistic mapping of the confidence features to [0, 1] (fit on validation data)."""
+
+    section = "localize.confidence"
+
+    bias: float = -2.0
+    weights: dict[str, float] = Field(
+        default_factory=lambda: {"peak_margin": 6.0, "vote_share": 4.0, "refine_score": 2.0}
+    )
+
+
+class LocalizeParams(StrictParams):
+    """``localize``: how queries are read, rasterised, searched, fused and refined."""
+
+    section = "localize"
+
+    queries: str | None = Field(
+        default=None, description="read by the catalog (localisation_queries)"
+    )
+    native_gsd_m: float = Field(
+        default=0.5, gt=0, description="GSD of the source DSM before averaging"
+    )
+    assume_crs: str | None = None
+    channel_products: dict[str, Literal["surface", "ground", "ground_building"]] = Field(
+        default_factory=dict
+    )
+    exclude: list[str] = Field(default_factory=list, description="file name globs to skip")
+    max_points: int = Field(default=5_000_000, ge=1, description="clouds above are skipped")
+    k: int = Field(default=50, ge=1)
+    tile_stride_m: float | None = Field(default=None, gt=0, description="null: the map stride")
+    min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
+    top_candidates: int = Field(default=5, ge=1)
+    batch_size: int = Field(default=256, ge=1)
+    device: str = "auto"
+    refine: RefineParams = Field(default_factory=lambda: RefineParams())
+    confidence: ConfidenceParams = Field(default_factory=lambda: ConfidenceParams())

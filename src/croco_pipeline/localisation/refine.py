@@ -1,0 +1,107 @@
+"""Precision after voting: match the query at one-pixel shifts around the winning lattice cell.
+
+``embedding``: the query tiles' elevation embeddings against RGB embeddings of the map cut at every
+shift (dense embedding correlation). ``gradient_ncc``: the classical normalised cross-correlation of
+height and grey gradient magnitudes over the whole query. Both end with a parabolic sub-pixel peak.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from croco_pipeline.data.stack import normalise_rgb
+from croco_pipeline.data.windows import cut_windows
+from croco_pipeline.evaluation.baseline import LUMA, gradient_magnitude
+from croco_pipeline.evaluation.retrieval import embed_patches
+from croco_pipeline.localisation.ortho import Block, OrthoSource
+
+
+def subpixel_peak(surface: np.ndarray) -> tuple[float, float, float]:
+    """(row, col) of the maximum of a 2-D score surface with parabolic sub-pixel offsets, and the max."""
+    a, b = np.unravel_index(int(np.argmax(surface)), surface.shape)
+
+    def offset(m: float, c: float, p: float) -> float:
+        denom = m - 2 * c + p
+        return float(np.clip(0.5 * (m - p) / denom, -0.5, 0.5)) if denom < 0 else 0.0
+
+    da = (
+        offset(surface[a - 1, b], surface[a, b], surface[a + 1, b])
+        if 0 < a < surface.shape[0] - 1
+        else 0.0
+    )
+    db = (
+        offset(surface[a, b - 1], surface[a, b], surface[a, b + 1])
+        if 0 < b < surface.shape[1] - 1
+        else 0.0
+    )
+    return a + da, b + db, float(surface[a, b])
+
+
+def _shift_grid(radius: int) -> tuple[np.ndarray, np.ndarray]:
+    d = np.arange(-radius, radius + 1)
+    dr, dc = np.meshgrid(d, d, indexing="ij")
+    return dr.ravel(), dc.ravel()
+
+
+def refine_embedding(
+    model: Any,
+    source: OrthoSource,
+    top_left: tuple[int, int],
+    tiles: tuple[np.ndarray, np.ndarray],
+    tile_embeddings: np.ndarray,
+    patch_px: int,
+    radius: int,
+    opts: dict[str, Any],
+) -> tuple[float, float, float]:
+    """Best (row shift, col shift, mean cosine) of the query's top-left around ``top_left`` (map px)."""
+    rows, cols = tiles
+    h, w = int(rows.max()) + patch_px, int(cols.max()) + patch_px
+    block = Block(top_left[0] - radius, top_left[1] - radius, h + 2 * radius, w + 2 * radius)
+    rgb, _ = source.read(block)
+    dr, dc = _shift_grid(radius)
+    pos_r = (rows[:, None] + dr[None] + radius).ravel()  # (T * S,) in block pixels
+    pos_c = (cols[:, None] + dc[None] + radius).ravel()
+    uniq, inverse = np.unique(np.stack([pos_r, pos_c], 1), axis=0, return_inverse=True)
+    patches = normalise_rgb(cut_windows(rgb, uniq[:, 0], uniq[:, 1], patch_px))
+    with torch.inference_mode():
+        emb = embed_patches(model.embed_rgb, patches, opts["batch_size"], opts["device"])
+    q = tile_embeddings / np.linalg.norm(tile_embeddings, axis=1, keepdims=True)
+    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
+    sims = np.einsum("td,tsd->ts", q, e[inverse.ravel()].reshape(len(rows), len(dr), -1))
+    surface = sims.mean(axis=0).reshape(2 * radius + 1, 2 * radius + 1)
+    a, b, best = subpixel_peak(surface)
+    return a - radius, b - radius, best
+
+
+def refine_gradient_ncc(
+    source: OrthoSource,
+    top_left: tuple[int, int],
+    elevation: np.ndarray,
+    valid: np.ndarray,
+    radius: int,
+) -> tuple[float, float, float]:
+    """Best (row shift, col shift, NCC) of height vs grey gradient magnitudes around ``top_left``."""
+    h, w = valid.shape
+    block = Block(
+        top_left[0] - radius - 1, top_left[1] - radius - 1, h + 2 * radius + 2, w + 2 * radius + 2
+    )
+    rgb, _ = source.read(block)
+    grey = torch.einsum("chw,c->hw", torch.from_numpy(rgb).float(), torch.tensor(LUMA))
+    g_map = gradient_magnitude(grey[None])[0].numpy()  # one px border dropped: block + radius
+    g_q = gradient_magnitude(torch.from_numpy(elevation[0:1]).float())[0].numpy()
+    mask = valid[1:-1, 1:-1]
+    qv = g_q[mask] - g_q[mask].mean()
+    qv /= max(float(np.linalg.norm(qv)), 1e-12)
+    surface = np.full((2 * radius + 1, 2 * radius + 1), -1.0)
+    for i, dr in enumerate(range(-radius, radius + 1)):
+        for j, dc in enumerate(range(-radius, radius + 1)):
+            win = g_map[
+                radius + dr + 1 : radius + dr + h - 1, radius + dc + 1 : radius + dc + w - 1
+            ]
+            mv = win[mask] - win[mask].mean()
+            surface[i, j] = float(qv @ mv) / max(float(np.linalg.norm(mv)), 1e-12)
+    a, b, best = subpixel_peak(surface)
+    return a - radius, b - radius, best

@@ -1,0 +1,109 @@
+"""Offset-consistent voting: each query tile's top-k map candidates vote for where the query lies.
+
+A query tile at (r, c) pixels from the query's top-left whose candidate is map patch (i, j) on the
+stride lattice votes for the query's first tile sitting at lattice cell (i - r / s, j - c / s); tiles
+on a multiple of the map stride ``s`` therefore vote on the lattice itself, and one wrong tile only
+adds a scattered vote that the consistent majority outweighs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.ndimage import uniform_filter
+
+from croco_pipeline.data.windows import window_grid, window_valid_fraction
+from croco_pipeline.errors import CrocoInputError
+
+
+@dataclass
+class VoteGrid:
+    """Vote mass per lattice cell of the query's first tile, padded by ``pad`` cells on each side.
+
+    ``votes[a, b]`` is the support for that tile's centre at lattice (a - pad, b - pad).
+    """
+
+    votes: np.ndarray
+    pad: int
+    tile_mass: float  # sum over tiles of their best candidate's weight: a full agreement's mass
+
+    def support(self) -> np.ndarray:
+        """Votes summed over each cell's 3 x 3 neighbourhood: a query half a stride off the lattice
+        splits its votes between neighbouring cells, which this gathers again."""
+        return uniform_filter(self.votes, size=3, mode="constant") * 9.0
+
+    def peaks(self, n: int, radius: int) -> list[tuple[int, int, float]]:
+        """Up to ``n`` (lattice row, lattice col, support), best first, ``radius`` cells apart.
+
+        Peaks are ranked by ``support``; each sits on the cell with the most raw votes of its
+        3 x 3 neighbourhood.
+        """
+        work = self.support()
+        out = []
+        for _ in range(n):
+            a, b = (int(v) for v in np.unravel_index(int(np.argmax(work)), work.shape))
+            if work[a, b] <= 0:
+                break
+            a0, b0 = max(0, a - 1), max(0, b - 1)
+            near = self.votes[a0 : a + 2, b0 : b + 2]
+            da, db = np.unravel_index(int(np.argmax(near)), near.shape)
+            out.append((int(a0 + da) - self.pad, int(b0 + db) - self.pad, float(work[a, b])))
+            work[max(0, a - radius) : a + radius + 1, max(0, b - radius) : b + radius + 1] = 0
+        return out
+
+
+def query_tiles(
+    valid: np.ndarray, patch_px: int, stride_px: int, min_valid_fraction: float, name: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-left (rows, cols) of the query's tiles on a ``stride_px`` grid with enough valid pixels.
+
+    Raises:
+        CrocoInputError: the query is smaller than one patch, or no tile has enough data.
+    """
+    h, w = valid.shape
+    if h < patch_px or w < patch_px:
+        raise CrocoInputError(
+            f"query {name} covers {h} x {w} px, smaller than one {patch_px} x {patch_px} px patch"
+        )
+    rows, cols = window_grid((h, w), patch_px, stride_px)
+    keep = window_valid_fraction(valid, rows, cols, patch_px) >= min_valid_fraction - 1e-9
+    if not keep.any():
+        raise CrocoInputError(
+            f"query {name}: no {patch_px} px tile has a share of cells with points >= "
+            f"{min_valid_fraction} (parameter 'localize.min_valid_fraction')"
+        )
+    return rows[keep], cols[keep]
+
+
+def vote(
+    tile_rows: np.ndarray,
+    tile_cols: np.ndarray,
+    scores: np.ndarray,
+    lattice_rc: np.ndarray,
+    lattice_shape: tuple[int, int],
+    stride_px: int,
+    query_shape: tuple[int, int],
+) -> VoteGrid:
+    """Accumulate the votes of every tile's candidates.
+
+    Args:
+        tile_rows, tile_cols: (T,) tile top-lefts in query pixels, multiples of ``stride_px``.
+        scores: (T, k) similarities of each tile's candidates (negative ones do not vote).
+        lattice_rc: (T, k, 2) lattice (row, col) of each candidate; rows with -1 are ignored.
+        lattice_shape: the map lattice's (rows, cols).
+        query_shape: the query raster's (H, W) pixels, which bounds how far off the map a vote lands.
+    """
+    if (tile_rows % stride_px).any() or (tile_cols % stride_px).any():
+        raise ValueError("query tiles must sit on multiples of the map stride")
+    pad = -(-max(query_shape) // stride_px) + 1
+    shape = (lattice_shape[0] + 2 * pad, lattice_shape[1] + 2 * pad)
+    a = lattice_rc[..., 0] - (tile_rows // stride_px)[:, None] + pad
+    b = lattice_rc[..., 1] - (tile_cols // stride_px)[:, None] + pad
+    weight = np.clip(scores, 0.0, None).astype(np.float64)
+    ok = (lattice_rc[..., 0] >= 0) & (a >= 0) & (a < shape[0]) & (b >= 0) & (b < shape[1])
+    votes = np.bincount(
+        (a[ok] * shape[1] + b[ok]).astype(np.int64), weight[ok], minlength=shape[0] * shape[1]
+    ).reshape(shape)
+    best = np.where(ok, weight, 0.0).max(axis=1) if weight.size else np.zeros(0)
+    return VoteGrid(votes, pad, float(best.sum()))

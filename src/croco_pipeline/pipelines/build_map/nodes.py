@@ -1,0 +1,37 @@
+"""Nodes of the ``build_map`` pipeline (wiring only: the work is in ``croco_pipeline.localisation``)."""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from croco_pipeline.data.stack import TileStack
+from croco_pipeline.localisation.mapping import LocalisationMap, build_map, map_spec
+from croco_pipeline.localisation.ortho import open_ortho
+from croco_pipeline.localisation.params import BuildMapParams
+from croco_pipeline.model import distributed
+from croco_pipeline.model.runtime import load_model, resolve_device
+from croco_pipeline.pipelines.utils import materialise
+
+
+def build_localisation_map(
+    croco_model: dict[str, Any],
+    aligned_stacks: dict[str, Callable[[], TileStack]],
+    map_ortho: Path | None,
+    normalisation_stats: dict[str, Any],
+    preprocess: dict[str, Any],
+    build_map_params: dict[str, Any],
+) -> LocalisationMap:
+    """Embed the ortho (a GeoTIFF named in the catalog, else the scene's aligned RGB) into a map.
+
+    Under ``torchrun`` the ortho's blocks are shared out across ranks and rank 0 writes the map.
+    """
+    params = BuildMapParams.from_params(build_map_params)
+    distributed.setup_from_env()
+    device = resolve_device(params.device, "build_map.device")
+    spec = map_spec(croco_model, preprocess, normalisation_stats, params.stride_m)
+    source = open_ortho(
+        map_ortho, lambda: list(materialise(aligned_stacks).values()), spec.gsd, params.crs
+    )
+    model = load_model(croco_model).to(device)
+    opts = params.model_dump() | {"device": device}
+    return build_map(model, source, spec, opts)

@@ -1,0 +1,133 @@
+"""Voting, refinement, shift invariance, tracks and per-file failures on an oracle scene."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import GSD, ORIGIN, STATS, STRIDE, cloud_points, write_las
+
+from croco_pipeline.errors import CrocoInputError
+from croco_pipeline.localisation.locate import locate
+from croco_pipeline.localisation.params import LocalizeParams
+from croco_pipeline.localisation.service import Context, localise_folder
+from croco_pipeline.localisation.voting import vote
+
+
+def test_vote_picks_the_true_offset_when_one_tile_is_wrong() -> None:
+    rows, cols = np.meshgrid(np.arange(0, 12, 4), np.arange(0, 12, 4), indexing="ij")
+    rows, cols = rows.ravel(), cols.ravel()
+    truth = np.array([10, 7])
+    rng = np.random.default_rng(0)
+    k = 3
+    rc = rng.integers(0, 30, (len(rows), k, 2))
+    rc[:, 1] = truth + np.stack([rows, cols], 1) // 4  # the right candidate, second for every tile
+    scores = np.tile([0.6, 0.8, 0.3], (len(rows), 1))
+    scores[0, 0] = 0.99  # tile 0's best is far off
+    grid = vote(rows, cols, scores, rc, (30, 30), 4, (12, 12))
+    (a, b, mass), *_ = grid.peaks(3, 2)
+    assert (a, b) == tuple(truth)
+    # a slow reference: the support at the truth is every tile's right candidate (0.8 each) plus any
+    # wrong candidate that happens to land in its 3 x 3 neighbourhood
+    implied = rc - (np.stack([rows, cols], 1) // 4)[:, None]
+    near = np.abs(implied - truth).max(axis=2) <= 1
+    assert mass == pytest.approx(float((scores * near).sum()))
+
+
+def _fix_error(fix, r0: int, c0: int) -> tuple[float, float]:
+    return fix.x - (ORIGIN[0] + c0 * GSD), fix.y - (ORIGIN[1] - r0 * GSD)
+
+
+@pytest.mark.parametrize("method", ["embedding", "gradient_ncc"])
+def test_refinement_reaches_sub_stride_accuracy(oracle, oracle_map, heights, method) -> None:
+    lmap, source = oracle_map
+    r0, c0 = 37, 51  # 1 and 3 px off the 4 px map lattice
+    elev, valid = heights[None, r0 : r0 + 40, c0 : c0 + 40], np.ones((40, 40), bool)
+    coarse = locate(oracle, lmap, source, elev, valid, STATS,
+                    LocalizeParams.from_params({"refine": {"method": "none"}}), "q")  # fmt: skip
+    fine = locate(oracle, lmap, source, elev, valid, STATS,
+                  LocalizeParams.from_params({"refine": {"method": method}}), "q")  # fmt: skip
+    assert max(map(abs, _fix_error(coarse, r0, c0))) >= 1.0  # voting alone: on the stride lattice
+    assert max(map(abs, _fix_error(coarse, r0, c0))) <= STRIDE
+    assert max(map(abs, _fix_error(fine, r0, c0))) < 0.3
+    assert 0.0 <= fine.confidence <= 1.0 and len(fine.candidates) == 5
+
+
+def _context(oracle, oracle_map, **params) -> Context:
+    lmap, source = oracle_map
+    return Context(oracle, lmap, source, STATS, LocalizeParams.from_params(params))
+
+
+def test_a_query_moved_50_km_gets_the_same_answer_relative_to_its_origin(
+    tmp_path: Path, oracle, oracle_map, heights
+) -> None:
+    x, y, z = cloud_points(heights, slice(61, 101), slice(101, 141))
+    for name, shift in (("here", 0.0), ("moved", 50_000.0)):
+        (tmp_path / name).mkdir()
+        write_las(tmp_path / name / "scan.laz", x + shift, y + shift, z)
+    here, _ = localise_folder(_context(oracle, oracle_map), tmp_path / "here")
+    moved, _ = localise_folder(_context(oracle, oracle_map), tmp_path / "moved")
+    truth = ((x.min() + x.max()) / 2, (y.min() + y.max()) / 2)
+    assert here[0]["status"] == moved[0]["status"] == "ok"
+    assert abs(here[0]["x"] - truth[0]) < 0.5 and abs(here[0]["y"] - truth[1]) < 0.5
+    # the map has no data 50 km away: the answer is where the shape matches, not the coordinates
+    assert moved[0]["x"] == pytest.approx(here[0]["x"], abs=1e-6)
+    assert moved[0]["y"] == pytest.approx(here[0]["y"], abs=1e-6)
+
+
+def test_track_scans_share_one_offset_and_all_get_a_location(
+    tmp_path: Path, oracle, oracle_map, heights
+) -> None:
+    track = tmp_path / "queries" / "drive"
+    track.mkdir(parents=True)
+    windows = [
+        (slice(40, 52), slice(20, 60)),
+        (slice(52, 64), slice(20, 60)),
+        (slice(64, 76), slice(20, 60)),
+    ]
+    truths = []
+    for i, (rows, cols) in enumerate(windows):
+        x, y, z = cloud_points(heights, rows, cols, seed=i)
+        write_las(track / f"scan{i}.laz", x + 10_000, y - 7_000, z)  # the whole track displaced
+        truths.append(((x.min() + x.max()) / 2, (y.min() + y.max()) / 2))
+    # alone, each 12 m scan is smaller than one 16 m patch; as a track they are located together
+    write_las(tmp_path / "queries" / "alone.laz", *cloud_points(heights, *windows[0]))
+    rows_out, heatmaps = localise_folder(_context(oracle, oracle_map), tmp_path / "queries")
+    by_name = {r["query"]: r for r in rows_out}
+    assert (
+        by_name["alone"]["status"] == "failed" and "smaller than one" in by_name["alone"]["reason"]
+    )
+    assert "alone.laz" in by_name["alone"]["reason"]
+    for i, truth in enumerate(truths):
+        row = by_name[f"scan{i}"]
+        assert row["status"] == "ok" and row["track"] == "drive"
+        assert np.hypot(row["x"] - truth[0], row["y"] - truth[1]) < 0.5
+    assert set(heatmaps) == {"drive"}
+
+
+def test_bad_files_fail_in_their_rows_and_the_rest_is_localised(
+    tmp_path: Path, oracle, oracle_map, heights
+) -> None:
+    x, y, z = cloud_points(heights, slice(61, 101), slice(101, 141))
+    write_las(tmp_path / "good.laz", x[::2], y[::2], z[::2])
+    write_las(tmp_path / "nocrs.laz", x[::2], y[::2], z[::2], crs=None)
+    (tmp_path / "empty.laz").write_bytes(b"")
+    (tmp_path / "notes.txt").write_text("not a query")
+    write_las(tmp_path / "skip_me.laz", x, y, z)
+    write_las(tmp_path / "huge.laz", x, y, z)
+    ctx = _context(oracle, oracle_map, exclude=["skip*"], max_points=len(x) - 1)
+    rows, _ = localise_folder(ctx, tmp_path)
+    status = {r["file"]: (r["status"], r["reason"]) for r in rows}
+    assert status["skip_me.laz"][0] == "skipped" and "localize.exclude" in status["skip_me.laz"][1]
+    assert status["huge.laz"][0] == "skipped" and "localize.max_points" in status["huge.laz"][1]
+    assert status["good.laz"][0] == "ok" and "notes.txt" not in status
+    for bad in ("nocrs.laz", "empty.laz"):
+        assert status[bad][0] == "failed" and bad in status[bad][1]
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(CrocoInputError, match="nothing.*holds no LAS/LAZ/GeoTIFF"):
+        localise_folder(_context(oracle, oracle_map), empty)
+    only_bad = tmp_path / "only_bad"
+    only_bad.mkdir()
+    (only_bad / "empty.laz").write_bytes(b"")
+    with pytest.raises(CrocoInputError, match="nothing could be localised.*empty.laz"):
+        localise_folder(_context(oracle, oracle_map), only_bad)

@@ -1,0 +1,240 @@
+"""Localisation against known truth: errors, summaries per query kind and split, the confidence
+threshold, seeded displacement of queries before search, and the figures.
+
+A results table has one row per scan (``query``, ``track`` ("" for a single scan), ``x``, ``y``,
+``status`` and, when known, ``truth_x``, ``truth_y``); tracks are grouped by their number of scans.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any, TypeVar
+
+import numpy as np
+import pandas as pd
+from affine import Affine
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+THRESHOLDS_M = (4, 8, 16, 32)
+KINDS = ("single", "track_2", "track_4", "track_8")
+WRONG_M = 8.0  # a fix further than this from the truth is wrong (for the confidence)
+Bounds = tuple[float, float, float, float]
+T = TypeVar("T")
+
+
+def displacement(query: str, seed: int, max_km: float) -> tuple[float, float]:
+    """A reproducible offset (metres) of 1 km to ``max_km`` km in a random direction, per query.
+
+    Applied to a query's coordinates after reading and before search (``displace``), it makes sure
+    nothing can use where the query already lies; all scans of a track share their track's offset.
+    """
+    rng = np.random.default_rng([seed, zlib.crc32(query.encode("utf-8"))])
+    distance = 1000.0 * rng.uniform(1.0, max(max_km, 1.0))
+    angle = rng.uniform(0.0, 2.0 * np.pi)
+    return float(distance * np.cos(angle)), float(distance * np.sin(angle))
+
+
+def displace(cloud: T, offset: tuple[float, float]) -> T:
+    """A copy of a point cloud (a dataclass with ``x``, ``y`` arrays) moved by ``offset``."""
+    return replace(cloud, x=cloud.x + offset[0], y=cloud.y + offset[1])  # type: ignore[type-var, attr-defined]
+
+
+def kind_of(table: pd.DataFrame) -> pd.Series:
+    """``single`` for scans outside a track, else ``track_<number of scans in the track>``."""
+    track = table["track"].fillna("").astype(str)
+    size = table.groupby(track)["track"].transform("size")
+    return pd.Series(
+        np.where(track == "", "single", "track_" + size.astype(str)), index=table.index
+    )
+
+
+def split_of(
+    x: np.ndarray, y: np.ndarray, tile_splits: Mapping[str, str], bounds: Mapping[str, Bounds]
+) -> np.ndarray:
+    """The split of the tile or block holding each point; ``none`` outside all (buffer strips)."""
+    out = np.full(len(x), "none", dtype=object)
+    for name, split in tile_splits.items():
+        left, bottom, right, top = bounds[name]
+        inside = (x >= left) & (x < right) & (y >= bottom) & (y < top)
+        out[inside & (out == "none")] = split
+    return out
+
+
+def errors_m(table: pd.DataFrame) -> np.ndarray:
+    """Distance (m) from estimate to truth per row; NaN where not located or truth unknown, inf for a
+    failed query with known truth (it counts as missed, never as right)."""
+    if "truth_x" not in table:
+        return np.full(len(table), np.nan)
+    err = np.array(
+        np.hypot(table["x"] - table["truth_x"], table["y"] - table["truth_y"]), dtype=float
+    )
+    failed = (table["status"] != "ok").to_numpy() & table["truth_x"].notna().to_numpy()
+    err[failed] = np.inf
+    return err
+
+
+def summarise(errors: np.ndarray) -> dict[str, Any]:
+    """n, median error and fractions within 4/8/16/32 m of the finite-or-missed (non-NaN) errors."""
+    e = np.asarray(errors, dtype=float)
+    e = e[~np.isnan(e)]
+    out: dict[str, Any] = {"n": int(len(e)), "median_error_m": None}
+    if len(e):
+        out["median_error_m"] = float(np.median(e))
+    for t in THRESHOLDS_M:
+        out[f"within_{t}m"] = float(np.mean(e <= t)) if len(e) else None
+    return out
+
+
+def summarise_by_kind(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """``summarise`` per query kind: single and track_2/4/8 always, other track lengths if present."""
+    err, kinds = errors_m(table), kind_of(table).to_numpy()
+    names = list(KINDS) + sorted(set(kinds) - set(KINDS))
+    return {k: summarise(err[kinds == k]) for k in names}
+
+
+def localisation_metrics(
+    tables: Mapping[str, pd.DataFrame], splits: Mapping[str, np.ndarray] | None = None
+) -> dict[str, Any]:
+    """``{method: {kind: summary}}`` plus ``by_split: {method: {split: {kind: summary}}}``.
+
+    Args:
+        tables: results per method (``model``, ``baseline``...).
+        splits: per method, the split label of each row (same order as its table).
+    """
+    out: dict[str, Any] = {name: summarise_by_kind(t) for name, t in tables.items()}
+    if splits:
+        by_split: dict[str, Any] = {}
+        for name, table in tables.items():
+            labels = np.asarray(splits[name])
+            by_split[name] = {
+                s: summarise_by_kind(table[labels == s].reset_index(drop=True))
+                for s in sorted(set(labels))
+            }
+        out["by_split"] = by_split
+    return out
+
+
+def confidence_threshold(
+    confidence: np.ndarray, correct: np.ndarray, flag: float = 0.9, keep: float = 0.9
+) -> dict[str, Any]:
+    """The threshold t (fixes with confidence < t are flagged) meeting both targets if it can:
+    flag >= ``flag`` of the wrong fixes and keep >= ``keep`` of the right ones. Among thresholds
+    meeting both the one keeping most right fixes wins; if none does, the best min(flagged, kept).
+    """
+    conf = np.asarray(confidence, dtype=float)
+    ok = np.asarray(correct, dtype=bool)
+    candidates = np.unique(np.concatenate([conf, [np.inf]]))
+    best: dict[str, Any] | None = None
+    for t in candidates:
+        rates = threshold_rates(conf, ok, float(t))
+        meets = (rates["flagged_wrong"] or 0.0) >= flag and (rates["kept_right"] or 0.0) >= keep
+        score = (
+            meets,
+            rates["kept_right"]
+            if meets
+            else min(rates["flagged_wrong"] or 0.0, rates["kept_right"] or 0.0),
+        )
+        if best is None or score > best["_score"]:
+            best = dict(rates, threshold=float(t), meets_target=meets, _score=score)
+    assert best is not None
+    best.pop("_score")
+    return best
+
+
+def threshold_rates(
+    confidence: np.ndarray, correct: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """Share of wrong fixes flagged (confidence < threshold) and of right ones kept, with counts."""
+    conf, ok = np.asarray(confidence, float), np.asarray(correct, bool)
+    wrong = ~ok
+    return {
+        "n_right": int(ok.sum()),
+        "n_wrong": int(wrong.sum()),
+        "flagged_wrong": float(np.mean(conf[wrong] < threshold)) if wrong.any() else None,
+        "kept_right": float(np.mean(conf[ok] >= threshold)) if ok.any() else None,
+    }
+
+
+def _fmt(v: Any, pct: bool = False) -> str:
+    if v is None:
+        return "-"
+    return f"{100 * v:.0f} %" if pct else f"{v:.2f}"
+
+
+def markdown_table(
+    metrics: Mapping[str, Any], methods: tuple[str, ...] = ("model", "baseline")
+) -> str:
+    """Rows per method and query kind: n, median error, within 4/8/16/32 m."""
+    head = (
+        "| method | queries | n | median error (m) | "
+        + " | ".join(f"<= {t} m" for t in THRESHOLDS_M)
+        + " |"
+    )
+    lines = [head, "|" + "---|" * (4 + len(THRESHOLDS_M))]
+    for method in methods:
+        for kind, s in metrics.get(method, {}).items():
+            cells = [_fmt(s[f"within_{t}m"], pct=True) for t in THRESHOLDS_M]
+            lines.append(
+                f"| {method} | {kind} | {s['n']} | {_fmt(s['median_error_m'])} | "
+                + " | ".join(cells)
+                + " |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def error_cdf_figure(tables: Mapping[str, pd.DataFrame], max_m: float = 64.0) -> Figure:
+    """Cumulative share of queries within each error, one curve per method and query kind."""
+    fig = _figure(7, 4.5)
+    ax = fig.add_subplot()
+    styles = {"model": "-", "baseline": "--"}
+    for method, table in tables.items():
+        err, kinds = errors_m(table), kind_of(table).to_numpy()
+        for i, kind in enumerate(KINDS):
+            e = np.sort(err[(kinds == kind) & ~np.isnan(err)])
+            if len(e) == 0:
+                continue
+            ax.step(e.clip(max=max_m * 2), np.arange(1, len(e) + 1) / len(e), where="post",
+                    ls=styles.get(method, ":"), color=f"C{i}", label=f"{method} {kind} (n={len(e)})")  # fmt: skip
+    for t in THRESHOLDS_M:
+        ax.axvline(t, color="grey", lw=0.5)
+    ax.set_xscale("log")
+    ax.set_xlim(0.25, max_m)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("error (m)")
+    ax.set_ylabel("share of scans within")
+    ax.legend(fontsize=7, loc="upper left")
+    return fig
+
+
+def error_map_figure(
+    image: np.ndarray, transform: Affine, table: pd.DataFrame, title: str
+) -> Figure:
+    """Estimated vs true positions on the ortho (h, w, 3), estimates coloured by error (m)."""
+    fig = _figure(8, 8 * image.shape[0] / max(image.shape[1], 1) + 0.8)
+    ax = fig.add_subplot()
+    left, top = transform.c, transform.f
+    extent = (left, left + transform.a * image.shape[1], top + transform.e * image.shape[0], top)
+    ax.imshow(image, extent=extent)
+    err = errors_m(table)
+    known = np.isfinite(err)
+    t = table[known]
+    for _, r in t.iterrows():
+        ax.plot([r["truth_x"], r["x"]], [r["truth_y"], r["y"]], color="white", lw=0.6)
+    ax.scatter(t["truth_x"], t["truth_y"], s=12, marker="x", color="white", label="truth")
+    sc = ax.scatter(t["x"], t["y"], c=np.minimum(err[known], 64), cmap="RdYlGn_r", vmin=0, vmax=32,
+                    s=18, edgecolors="black", linewidths=0.3, label="estimate")  # fmt: skip
+    fig.colorbar(sc, ax=ax, label="error (m, clipped at 32)", shrink=0.7)
+    ax.set_xlim(extent[0], extent[1])
+    ax.set_ylim(extent[2], extent[3])
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_title(f"{title}: {int(known.sum())} scans with truth")
+    return fig

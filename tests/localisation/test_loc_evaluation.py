@@ -1,0 +1,166 @@
+"""Truth evaluation of localisation, checked on hand-made numbers."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pytest
+from affine import Affine
+from matplotlib.figure import Figure
+
+from croco_pipeline.localisation.evaluation import (
+    confidence_threshold,
+    displace,
+    displacement,
+    error_cdf_figure,
+    error_map_figure,
+    errors_m,
+    kind_of,
+    localisation_metrics,
+    markdown_table,
+    split_of,
+    summarise,
+)
+
+
+def _table() -> pd.DataFrame:
+    """5 single scans (errors 1, 3, 5, 10, 40 m), a 2-scan track (2, 6 m), a failed single."""
+    rows = [
+        ("s0", "", 101.0, 200.0),
+        ("s1", "", 100.0, 203.0),
+        ("s2", "", 103.0, 204.0),  # 3-4-5
+        ("s3", "", 110.0, 200.0),
+        ("s4", "", 100.0, 160.0),
+        ("t0a", "t0", 102.0, 200.0),
+        ("t0b", "t0", 100.0, 206.0),
+    ]
+    table = pd.DataFrame(rows, columns=["query", "track", "x", "y"])
+    table["status"] = "ok"
+    table["truth_x"], table["truth_y"] = 100.0, 200.0
+    failed = {"query": "s5", "track": "", "x": np.nan, "y": np.nan, "status": "failed",
+              "truth_x": 0.0, "truth_y": 0.0}  # fmt: skip
+    return pd.concat([table, pd.DataFrame([failed])], ignore_index=True)
+
+
+def test_errors_and_kinds() -> None:
+    table = _table()
+    err = errors_m(table)
+    np.testing.assert_allclose(err, [1, 3, 5, 10, 40, 2, 6, np.inf])
+    assert kind_of(table).tolist() == ["single"] * 5 + ["track_2"] * 2 + ["single"]
+
+
+def test_summary_by_hand() -> None:
+    s = summarise(np.array([1, 3, 5, 10, 40, np.inf, np.nan]))
+    # six counted (NaN = no truth): median of 1, 3, 5, 10, 40, inf = (5 + 10) / 2
+    assert s == {
+        "n": 6,
+        "median_error_m": 7.5,
+        "within_4m": 2 / 6,
+        "within_8m": 3 / 6,
+        "within_16m": 4 / 6,
+        "within_32m": 4 / 6,
+    }
+    assert summarise(np.array([]))["median_error_m"] is None
+
+
+def test_metrics_shape_and_values() -> None:
+    model, baseline = _table(), _table()
+    baseline["x"] += 20.0  # every baseline fix 20 m further east
+    metrics = localisation_metrics({"model": model, "baseline": baseline})
+    assert set(metrics) == {"model", "baseline"}
+    for method in ("model", "baseline"):
+        assert set(metrics[method]) >= {"single", "track_2", "track_4", "track_8"}
+        for kind in metrics[method].values():
+            assert set(kind) == {
+                "n",
+                "median_error_m",
+                "within_4m",
+                "within_8m",
+                "within_16m",
+                "within_32m",
+            }
+    single = metrics["model"]["single"]
+    assert (single["n"], single["median_error_m"], single["within_8m"]) == (6, 7.5, 0.5)
+    assert metrics["model"]["track_2"] == {
+        "n": 2, "median_error_m": 4.0, "within_4m": 0.5, "within_8m": 1.0, "within_16m": 1.0,
+        "within_32m": 1.0,
+    }  # fmt: skip
+    assert metrics["model"]["track_4"]["n"] == 0
+    assert metrics["baseline"]["track_2"]["within_16m"] == 0.0  # 22 m and about 20.9 m
+    json.dumps(metrics)  # plain JSON
+
+
+def test_metrics_by_split() -> None:
+    table = _table()
+    labels = np.array(["test", "test", "train", "train", "train", "test", "test", "none"])
+    metrics = localisation_metrics({"model": table}, {"model": labels})
+    by = metrics["by_split"]["model"]
+    assert by["test"]["single"]["n"] == 2 and by["test"]["single"]["median_error_m"] == 2.0
+    assert by["train"]["single"]["within_8m"] == pytest.approx(1 / 3)
+    assert by["test"]["track_2"]["n"] == 2
+
+
+def test_split_of_points() -> None:
+    bounds = {"a": (0.0, 0.0, 10.0, 10.0), "b": (20.0, 0.0, 30.0, 10.0)}
+    got = split_of(
+        np.array([5.0, 25.0, 15.0, 10.0]),
+        np.array([5.0, 5.0, 5.0, 5.0]),
+        {"a": "test", "b": "train"},
+        bounds,
+    )
+    assert got.tolist() == ["test", "train", "none", "none"]  # right edges are exclusive
+
+
+def test_confidence_threshold_by_hand() -> None:
+    # 10 right fixes (confidences 0.5..0.95), 10 wrong (0.0..0.45) plus one confident wrong one
+    right = np.linspace(0.5, 0.95, 10)
+    wrong = np.concatenate([np.linspace(0.0, 0.45, 10), [0.9]])
+    conf = np.concatenate([right, wrong])
+    correct = np.concatenate([np.ones(10, bool), np.zeros(11, bool)])
+    got = confidence_threshold(conf, correct)
+    # t = 0.5 flags the 10 low wrong ones (10/11 = 0.909) and keeps all 10 right ones
+    assert got["threshold"] == pytest.approx(0.5)
+    assert got["flagged_wrong"] == pytest.approx(10 / 11) and got["kept_right"] == 1.0
+    assert got["meets_target"] and (got["n_right"], got["n_wrong"]) == (10, 11)
+    # unreachable targets: the best balance is reported, flagged as not met
+    mixed = confidence_threshold(
+        np.array([0.1, 0.9, 0.2, 0.8]), np.array([True, True, False, False])
+    )
+    assert not mixed["meets_target"]
+    assert min(mixed["flagged_wrong"], mixed["kept_right"]) == 0.5
+
+
+def test_displacement_is_seeded_and_kilometres() -> None:
+    a = displacement("track4_000", seed=3, max_km=20)
+    assert a == displacement("track4_000", seed=3, max_km=20)
+    assert a != displacement("track4_001", seed=3, max_km=20)
+    assert a != displacement("track4_000", seed=4, max_km=20)
+    dists = [np.hypot(*displacement(f"q{i}", 0, 20)) for i in range(50)]
+    assert 1000 <= min(dists) and max(dists) <= 20_000
+
+    @dataclass
+    class Cloud:
+        x: np.ndarray
+        y: np.ndarray
+        z: np.ndarray
+
+    cloud = Cloud(np.array([1.0, 2.0]), np.array([3.0, 4.0]), np.array([5.0, 6.0]))
+    moved = displace(cloud, (1000.0, -2000.0))
+    assert moved.x.tolist() == [1001.0, 1002.0] and moved.y.tolist() == [-1997.0, -1996.0]
+    assert moved.z is cloud.z and cloud.x.tolist() == [1.0, 2.0]
+
+
+def test_markdown_and_figures() -> None:
+    table = _table()
+    metrics = localisation_metrics({"model": table, "baseline": table})
+    md = markdown_table(metrics)
+    assert "| model | single | 6 | 7.50 | 33 % | 50 % | 67 % | 67 % |" in md
+    assert "| baseline | track_4 | 0 | - |" in md
+    fig = error_cdf_figure({"model": table, "baseline": table})
+    assert isinstance(fig, Figure) and len(fig.axes[0].lines) >= 4
+    image = np.zeros((50, 60, 3), np.uint8)
+    fig = error_map_figure(image, Affine(2.0, 0, 50.0, 0, -2.0, 260.0), table, "model")
+    assert isinstance(fig, Figure)

@@ -1,6 +1,7 @@
 """Geographic hard-negative batches: groups within the radius, no two windows overlapping."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from croco_pipeline.data.windows import summed_area_table
@@ -72,3 +73,34 @@ def test_parameters_are_checked() -> None:
         HardNegatives(radius_m=0.0)
     with pytest.raises(CrocoConfigError, match="group_siz"):
         HardNegatives.from_params({"group_siz": 4})
+
+
+def test_pair_sampler_hard_geo_batches_follow_the_rule() -> None:
+    from croco_pipeline.data.stack import NormalisationStats
+    from croco_pipeline.model.sampling import PairSampler
+    from fixtures_geo import make_stack, patch_grid
+
+    stacks = [make_stack(f"t{i}", (64, 64), gsd=2.0, split="train") for i in range(2)]
+    index = pd.concat([patch_grid(s, SIZE, 4, split="train") for s in stacks], ignore_index=True)
+    stats = NormalisationStats("global_minmax", 0.0, 1.0, 1.0)
+    sampler = PairSampler(stacks, index, stats, 16, mode="hard_geo", seed=1, steps_per_epoch=2,
+                          hard_negatives=HardNegatives(radius_m=40.0, group_size=4))  # fmt: skip
+    rng = np.random.default_rng(5)
+    tiles, rows, cols = sampler._hard_geo_windows(rng, 16)
+    want = hard_geo_windows(np.random.default_rng(5), [summed_area_table(s.valid) for s in stacks],
+                            SIZE, 16, 20.0, 4, sampler.min_valid_fraction)  # fmt: skip
+    assert np.array_equal(rows, want[1]) and np.array_equal(cols, want[2])  # 40 m = 20 px at 2 m
+    rgb, elev = next(iter(sampler))
+    assert rgb.shape == (16, 3, SIZE, SIZE) and elev.shape == (16, 1, SIZE, SIZE)
+
+
+def test_train_config_accepts_hard_geo_and_the_queue() -> None:
+    from croco_pipeline.model.config import TrainConfig
+
+    config = TrainConfig.from_params(
+        {"sampling": "hard_geo", "hard_negatives": {"radius_m": 64, "group_size": 4},
+         "queue_size": 256}
+    )  # fmt: skip
+    assert config.hard_negatives.radius_m == 64 and config.queue_size == 256
+    with pytest.raises(CrocoConfigError, match="train.queue_size"):
+        TrainConfig.from_params({"queue_size": -1})

@@ -1,5 +1,9 @@
 """The embedding queue: FIFO order, detached unit rows, exact state round trip."""
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
@@ -84,3 +88,114 @@ def test_unit_rows_equal_normalised_input() -> None:
     assert q_rgb is not None and q_elev is not None
     torch.testing.assert_close(q_rgb, F.normalize(rgb, dim=1))
     torch.testing.assert_close(q_elev, F.normalize(elev, dim=1))
+
+
+# --- the queue inside the trainer: checkpointed, restored exactly, and really used ------------
+
+SIDE, PATCH = 32, 8
+
+
+class _TinyPair(torch.nn.Module):
+    """Two small conv branches with batch norm, standing in for the ResNet18s."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rgb, self.elev = self._branch(3), self._branch(1)
+
+    @staticmethod
+    def _branch(c: int) -> torch.nn.Sequential:
+        return torch.nn.Sequential(
+            torch.nn.Conv2d(c, 8, 3, stride=2), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
+            torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 16),
+        )  # fmt: skip
+
+    def forward(self, rgb: torch.Tensor, elev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return F.normalize(self.rgb(rgb), dim=1), F.normalize(self.elev(elev), dim=1)
+
+
+def _fresh() -> _TinyPair:
+    torch.manual_seed(0)
+    return _TinyPair()
+
+
+def _scene():
+    from fixtures_geo import make_stack, patch_grid
+
+    stacks = []
+    for i in range(2):
+        pattern = np.random.default_rng(i).integers(0, 256, (SIDE, SIDE), dtype=np.uint8)
+        stack = make_stack(f"t{i}", (SIDE, SIDE), elevation=pattern[None].astype(np.float32))
+        stack.rgb = np.stack([pattern] * 3)
+        stacks.append(stack)
+    index = pd.concat([patch_grid(s, PATCH, 4, split="train") for s in stacks], ignore_index=True)
+    return stacks, index
+
+
+class _Interrupted(Exception):
+    """Stands in for a crash after the first epoch's checkpoint."""
+
+
+def _crash_after_first_epoch(epoch: int, record: dict[str, float]) -> None:
+    raise _Interrupted
+
+
+def _train(tmp: Path | None, on_epoch_end=None, **kw):
+    from croco_pipeline.data.stack import NormalisationStats
+    from croco_pipeline.model.trainer import TrainConfig, train
+
+    stacks, index = _scene()
+    params = {"epochs": 2, "batch_size": 8, "steps_per_epoch": 3, "optimizer": "adam", "lr": 1e-2,
+              "device": "cpu", "progress": False, "seed": 3, "loss": "info_nce",
+              "sampling": "random", "checkpoint_dir": str(tmp) if tmp else None, **kw}  # fmt: skip
+    stats = NormalisationStats("global_minmax", 0.0, 255.0, 50.0)
+    return train(_fresh() if not kw.get("resume") else _TinyPair(), stacks, index, stats,
+                 TrainConfig.from_params(params), on_epoch_end=on_epoch_end)  # fmt: skip
+
+
+def test_resume_with_the_queue_on_gives_identical_weights(tmp_path: Path) -> None:
+    straight = _train(tmp_path / "a", queue_size=20)
+    with pytest.raises(_Interrupted):
+        _train(tmp_path / "b", _crash_after_first_epoch, queue_size=20)
+    saved = torch.load(tmp_path / "b" / "last.pt", weights_only=True)["queue"]
+    assert saved["filled"] == 20 and saved["pointer"] == (3 * 8) % 20  # 3 steps of 8 pairs
+    torch.manual_seed(99)  # everything must come from last.pt, the queue included
+    resumed = _train(tmp_path / "b", queue_size=20, resume=True)
+    for key, value in straight.last_state.items():
+        assert torch.equal(value, resumed.last_state[key]), key
+    assert [h["loss"] for h in straight.history] == [h["loss"] for h in resumed.history]
+
+
+def test_a_resume_that_drops_the_queue_would_diverge(tmp_path: Path) -> None:
+    # the control for the test above: with the queue's state lost, weights differ
+    straight = _train(tmp_path / "a", queue_size=20)
+    with pytest.raises(_Interrupted):
+        _train(tmp_path / "b", _crash_after_first_epoch, queue_size=20)
+    ckpt = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    ckpt["queue"] = EmbeddingQueue(20).state_dict()
+    torch.save(ckpt, tmp_path / "b" / "last.pt")
+    resumed = _train(tmp_path / "b", queue_size=20, resume=True)
+    assert any(not torch.equal(v, resumed.last_state[k]) for k, v in straight.last_state.items())
+
+
+def test_queue_size_zero_trains_exactly_as_without_a_queue_and_a_queue_changes_training() -> None:
+    default = _train(None)
+    off = _train(None, queue_size=0)
+    on = _train(None, queue_size=16)
+    assert all(torch.equal(v, off.last_state[k]) for k, v in default.last_state.items())
+    assert default.history[0]["loss"] != on.history[0]["loss"]
+
+
+def test_init_from_starts_from_saved_weights(tmp_path: Path) -> None:
+    first = _train(tmp_path / "a", epochs=1)
+    torch.save({"config": {}, "state_dict": first.last_state}, tmp_path / "model.pt")
+    from croco_pipeline.model.trainer import load_initial_weights
+
+    model = _TinyPair()
+    load_initial_weights(model, str(tmp_path / "model.pt"))
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in first.last_state.items())
+    load_initial_weights(model, str(tmp_path / "a" / "last.pt"))  # a checkpoint works too
+    with pytest.raises(CrocoConfigError, match="train.init_from"):
+        load_initial_weights(model, str(tmp_path / "missing.pt"))
+    torch.save({"state_dict": {"other": torch.zeros(1)}}, tmp_path / "bad.pt")
+    with pytest.raises(CrocoConfigError, match="same architecture"):
+        load_initial_weights(model, str(tmp_path / "bad.pt"))

@@ -6,6 +6,7 @@ from typing import ClassVar, Literal, get_args
 
 from pydantic import Field, ValidationInfo, field_validator
 
+from croco_pipeline.model.hard_negatives import HardNegatives
 from croco_pipeline.model.losses import LOSSES
 from croco_pipeline.model.models import ModelConfig
 from croco_pipeline.model.optim import LR_SCALINGS, OPTIMIZERS
@@ -15,7 +16,7 @@ from croco_pipeline.params import StrictParams
 Loss = Literal["nt_xent", "info_nce"]
 Optimizer = Literal["lars", "adam", "adamw"]
 LrScaling = Literal["linear", "sqrt", "none"]
-Sampling = Literal["grid", "random"]
+Sampling = Literal["grid", "random", "hard_geo"]
 Device = Literal["auto", "cpu", "cuda"]
 Precision = Literal["fp32", "bf16", "fp16"]
 # the choices are spelled out for the type checker: keep them equal to the modules' registries
@@ -55,6 +56,9 @@ class TrainConfig(StrictParams):
     sampling: Sampling = "grid"
     min_valid_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     augmentation: Augmentation = Augmentation()
+    hard_negatives: HardNegatives = HardNegatives()  # used by sampling: hard_geo
+    queue_size: int = Field(0, ge=0)  # earlier batches' embeddings as extra negatives; 0: off
+    init_from: str | None = None  # start from these weights (croco_model.pt or a checkpoint)
     checkpoint_dir: str | None = None
     resume: bool = False
     progress: bool = True

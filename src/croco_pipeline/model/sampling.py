@@ -21,9 +21,10 @@ from croco_pipeline.data.stack import (
 )
 from croco_pipeline.data.windows import summed_area_table, window_fraction, window_view
 from croco_pipeline.errors import bad_param
+from croco_pipeline.model.hard_negatives import HardNegatives, hard_geo_windows
 from croco_pipeline.params import StrictParams
 
-SAMPLING_MODES = ("grid", "random")
+SAMPLING_MODES = ("grid", "random", "hard_geo")
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 
 
@@ -73,6 +74,7 @@ class PairSampler(IterableDataset):
         min_valid_fraction: float = 0.5,
         rank: int = 0,
         world_size: int = 1,
+        hard_negatives: HardNegatives | None = None,
     ) -> None:
         super().__init__()
         if mode not in SAMPLING_MODES:
@@ -88,6 +90,7 @@ class PairSampler(IterableDataset):
         self.seed = seed
         self.augmentation = augmentation or Augmentation()
         self.min_valid_fraction = min_valid_fraction
+        self.hard_negatives = hard_negatives or HardNegatives()
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
         names = [s.name for s in stacks]
@@ -154,6 +157,8 @@ class PairSampler(IterableDataset):
         if order is not None:
             picked = order[k * b : (k + 1) * b]
             tiles, rows, cols = self.grid_tile[picked], self.grid_row[picked], self.grid_col[picked]
+        elif self.mode == "hard_geo":
+            tiles, rows, cols = self._hard_geo_windows(rng, b)
         else:
             tiles, rows, cols = self._random_windows(rng, b)
         # Draw augmentation parameters for the whole global batch so ranks stay disjoint slices of it.
@@ -198,6 +203,16 @@ class PairSampler(IterableDataset):
                 rgb[sel] = _posed(rgb_view, int(p))[:, r, cc].swapaxes(0, 1)
                 elev[sel] = _posed(elev_view, int(p))[:, r, cc].swapaxes(0, 1)
         return rgb, elev
+
+    def _hard_geo_windows(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+        hard = self.hard_negatives
+        tables = [self._tile_cache(t)[2] for t in range(len(self.stacks))]
+        radius_px = hard.radius_m / self.stacks[0].gsd
+        size, frac = self.patch_size, self.min_valid_fraction
+        tiles, rows, cols, _ = hard_geo_windows(
+            rng, tables, size, n, radius_px, hard.group_size, frac
+        )
+        return tiles, rows, cols
 
     def _random_windows(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
         s = self.patch_size

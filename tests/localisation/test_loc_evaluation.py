@@ -164,3 +164,29 @@ def test_markdown_and_figures() -> None:
     image = np.zeros((50, 60, 3), np.uint8)
     fig = error_map_figure(image, Affine(2.0, 0, 50.0, 0, -2.0, 260.0), table, "model")
     assert isinstance(fig, Figure)
+
+
+def test_displaced_queries_get_the_same_fix_and_keep_their_truth(
+    tmp_path, oracle, oracle_map, heights
+) -> None:
+    from conftest import STATS, cloud_points, write_las
+
+    from croco_pipeline.localisation.params import LocalizeParams
+    from croco_pipeline.localisation.service import Context, localise_folder
+
+    x, y, z = cloud_points(heights, slice(61, 101), slice(101, 141))
+    write_las(tmp_path / "scan.laz", x, y, z)
+    truth = ((x.min() + x.max()) / 2, (y.min() + y.max()) / 2)
+    lmap, source = oracle_map
+    rows = {}
+    for km in (None, 30.0):
+        params = LocalizeParams.from_params({"displace_km": km, "truth": "coords"})
+        rows[km] = localise_folder(Context(oracle, lmap, source, STATS, params), tmp_path)[0][0]
+    assert rows[None]["status"] == rows[30.0]["status"] == "ok"
+    # the offset is not a multiple of the grid, so cells hold slightly different points: the fix
+    # moves by centimetres, not by the kilometres of the offset
+    assert rows[30.0]["x"] == pytest.approx(rows[None]["x"], abs=0.25)
+    assert rows[30.0]["y"] == pytest.approx(rows[None]["y"], abs=0.25)
+    # truth from the scan's own coordinates, read before the displacement
+    assert (rows[30.0]["truth_x"], rows[30.0]["truth_y"]) == pytest.approx(truth)
+    assert rows[30.0]["error_m"] < 0.5

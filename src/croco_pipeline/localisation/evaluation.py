@@ -34,7 +34,7 @@ def displacement(query: str, seed: int, max_km: float) -> tuple[float, float]:
     rng = np.random.default_rng([seed, zlib.crc32(query.encode("utf-8"))])
     distance = 1000.0 * rng.uniform(1.0, max(max_km, 1.0))
     angle = rng.uniform(0.0, 2.0 * np.pi)
-    return float(distance * np.cos(angle)), float(distance * np.sin(angle))
+    return round(float(distance * np.cos(angle)), 2), round(float(distance * np.sin(angle)), 2)
 
 
 def displace(cloud: T, offset: tuple[float, float]) -> T:

@@ -71,6 +71,13 @@ class LocalizeParams(StrictParams):
     )
     exclude: list[str] = Field(default_factory=list, description="file name globs to skip")
     max_points: int = Field(default=5_000_000, ge=1, description="clouds above are skipped")
+    truth: Literal["index", "coords"] = Field(
+        default="index", description="index: index.json beside the scans; coords: their own coords"
+    )
+    displace_km: float | None = Field(
+        default=None, gt=0, description="move clouds 1..this km (seeded, per query) before search"
+    )
+    displace_seed: int = 0
     k: int = Field(default=50, ge=1)
     tile_stride_m: float | None = Field(default=None, gt=0, description="null: the map stride")
     min_valid_fraction: float = Field(default=0.5, ge=0, le=1)

@@ -17,6 +17,7 @@ from pyproj import CRS, Transformer
 
 from croco_pipeline.data.geo import read_geotiff
 from croco_pipeline.errors import CrocoInputError
+from croco_pipeline.localisation.evaluation import displace, displacement
 from croco_pipeline.localisation.params import LocalizeParams
 from croco_pipeline.localisation.pointcloud import (
     POINT_CLOUD_SUFFIXES,
@@ -140,8 +141,14 @@ def load_query(
                 raise
             failed.append((path, str(exc)))
             continue
-        clouds.append(cloud)
         truth = _truth_in_map(truths.get(path.name), own_crs, dst)
+        if params.truth == "coords":
+            left, bottom, right, top = cloud.bounds
+            truth = ((left + right) / 2, (bottom + top) / 2)
+        if params.displace_km is not None:  # a track's scans share one offset
+            offset = displacement(item.name, params.displace_seed, params.displace_km)
+            cloud = displace(cloud, offset)
+        clouds.append(cloud)
         scans.append(Scan(path.stem, path, cloud.bounds, truth))
     if not clouds:
         raise CrocoInputError(

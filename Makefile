@@ -1,12 +1,13 @@
-# Two commands on a fresh machine: `make run` (the full default run) and `make test`.
-# Both create or reuse the virtual environment in .venv.
+# Two commands on a fresh machine: `make run` (the full default run) and `make test` (what CI runs:
+# lint, mypy, every test). `make test-fast` is the edit loop: every test but the slow ones (those
+# that start `kedro run`, a notebook kernel or DDP processes). All create or reuse .venv.
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export KEDRO_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export MPLBACKEND := Agg
 
-.PHONY: install run test test-slow lint viz mlflow-ui clean-data
+.PHONY: install run test test-fast test-slow lint viz mlflow-ui clean-data
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -26,6 +27,9 @@ lint: install
 
 test: lint
 	$(PY) -m pytest -q
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow"
 
 test-slow: install
 	$(PY) -m pytest -q -m slow

@@ -1,4 +1,4 @@
-"""Tests of the figures (render and save) and of the heatmap GeoTIFF's geometry."""
+"""Tests of what the figures draw (boxes, colours, positions, images) and of the heatmap GeoTIFF's geometry."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import rasterio
 from affine import Affine
+from matplotlib.colors import to_hex
 from rasterio.crs import CRS
 from torch import Tensor, nn
 
@@ -19,6 +20,7 @@ from croco_pipeline.evaluation.figures import (
     heatmap_figure,
     heatmap_geotiff,
     retrieval_map_figure,
+    similarity_grid,
 )
 from croco_pipeline.evaluation.protocols import paper_protocol
 from fixtures_geo import patch_grid
@@ -96,23 +98,70 @@ def test_heatmap_geotiff_holes_are_nan_and_irregular_grid_raises(stacks: list[Ti
         heatmap_geotiff(stacks[0], irregular, np.zeros(len(grid)))
 
 
-def test_heatmap_figure_renders(stacks: list[TileStack], tmp_path: Path) -> None:
+def test_heatmap_figure_draws_truth_top5_and_the_similarity_grid(stacks: list[TileStack]) -> None:
     grid = patch_grid(stacks[0], SIZE, SIZE)
-    sims = np.random.default_rng(0).uniform(-1, 1, len(grid))
-    fig = heatmap_figure(stacks[0], grid, sims, true_index=3, top_indices=[3, 0, 7, 1, 2])
-    fig.savefig(tmp_path / "heat.png")
-    assert (tmp_path / "heat.png").stat().st_size > 1000
+    true_index, top = 7, [7, 0, 3, 1, 2]
+    sims = np.random.default_rng(0).uniform(-1, 0.5, len(grid))
+    sims[true_index] = 0.9  # the query's own patch is the most similar
+    fig = heatmap_figure(stacks[0], grid, sims, true_index=true_index, top_indices=top)
+    ax_rgb, ax_sim = fig.axes[:2]
+    boxes = {
+        (p.get_x(), p.get_y(), p.get_width()): to_hex(p.get_edgecolor()) for p in ax_rgb.patches
+    }
+    r, c = grid.loc[true_index, ["row", "col"]]
+    assert boxes.pop((c, r, SIZE)) == to_hex("lime")  # the true patch, in RGB pixel coordinates
+    expected = {(grid.loc[i, "col"], grid.loc[i, "row"], SIZE) for i in top if i != true_index}
+    assert set(boxes) == expected and set(boxes.values()) == {to_hex("red")}
+    shown = ax_sim.images[0].get_array()
+    np.testing.assert_allclose(shown, similarity_grid(grid, sims))
+    i, j = np.unravel_index(np.nanargmax(shown), shown.shape)
+    (truth_cell,) = [p for p in ax_sim.patches if to_hex(p.get_edgecolor()) == to_hex("lime")]
+    assert (truth_cell.get_x() + 0.5, truth_cell.get_y() + 0.5) == (j, i)  # maximum at the truth
+    ranks = {t.get_text(): t.get_position() for t in ax_sim.texts}
+    assert ranks["1"] == (j, i) and len(ranks) == 5
 
 
-def test_retrieval_map_and_failure_gallery_render(
-    stacks: list[TileStack], records: pd.DataFrame, tmp_path: Path
+def test_retrieval_map_colours_hits_and_misses_at_their_map_positions(
+    stacks: list[TileStack], records: pd.DataFrame
 ) -> None:
-    assert (~records["hit1"]).any()
+    records = records.assign(hit1=records["query_index"] % 3 == 0)  # some hits, some misses
+    direction = "elevation_to_rgb"
+    fig = retrieval_map_figure(stacks, records, direction)
+    (ax,) = fig.axes
+    assert len(ax.collections) == len(stacks)
+    for stack, collection in zip(stacks, ax.collections, strict=True):
+        recs = records[(records["direction"] == direction) & (records["tile"] == stack.name)]
+        colours = [to_hex(c, keep_alpha=False) for c in collection.get_facecolors()]
+        expected = [to_hex("limegreen") if h else to_hex("red") for h in recs["hit1"]]
+        assert colours == expected
+        for path, (_, rec) in zip(collection.get_paths(), recs.iterrows(), strict=True):
+            (x0, y0), (x1, y1) = path.get_extents().get_points()
+            half = rec["size_px"] * stack.gsd / 2
+            assert ((x0 + x1) / 2, (y0 + y1) / 2) == pytest.approx((rec["x"], rec["y"]))
+            assert (x1 - x0, y1 - y0) == pytest.approx((2 * half, 2 * half))
+
+
+def test_failure_gallery_shows_query_truth_and_top5(
+    stacks: list[TileStack], records: pd.DataFrame
+) -> None:
     for direction in ("elevation_to_rgb", "rgb_to_elevation"):
-        retrieval_map_figure(stacks, records, direction).savefig(tmp_path / f"map_{direction}.png")
         fig = failure_gallery_figure(stacks, records, n=3, direction=direction)
         assert len(fig.axes) == 3 * 7
-        fig.savefig(tmp_path / f"fail_{direction}.png")
+        failures = records[(records["direction"] == direction) & ~records["hit1"]].head(3)
+        query_mod, gallery_mod = direction.split("_to_")
+        for k, (_, rec) in enumerate(failures.iterrows()):
+            row_axes = fig.axes[7 * k : 7 * (k + 1)]
+            titles = [a.get_title() for a in row_axes]
+            scores = [f"#{i} {s:.2f}" for i, s in enumerate(rec["top5_scores"], start=1)]
+            assert titles == [f"query ({query_mod})", "truth", *scores]
+            stack = next(s for s in stacks if s.name == rec["tile"])
+            r, c, size = int(rec["query_row"]), int(rec["query_col"]), int(rec["size_px"])
+            truth = row_axes[1].images[0].get_array()
+            expected = (
+                np.moveaxis(stack.rgb[:, r : r + size, c : c + size], 0, -1)
+                if gallery_mod == "rgb"
+                else stack.elevation[0, r : r + size, c : c + size]
+            )
+            np.testing.assert_array_equal(truth, expected)
     none = failure_gallery_figure(stacks, records[records["hit1"]], n=3)
-    none.savefig(tmp_path / "none.png")
-    assert len(list(tmp_path.glob("*.png"))) == 5
+    assert [t.get_text() for t in none.texts] == ["no elevation_to_rgb failures"]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -86,6 +87,7 @@ def _worker(rank: int, init_file: str, out_dir: str) -> None:
         distributed.cleanup()
 
 
+@pytest.mark.slow  # two DDP processes
 def test_gathered_loss_and_gradients_match_single_process(tmp_path: Path) -> None:
     # fork, not spawn: re-importing torch in each child costs more than the whole test.
     mp.start_processes(_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=WORLD,

@@ -13,6 +13,7 @@ from .conftest import ROOT, kedro_run
 AUTZEN = (ROOT / ".." / "shared" / "data" / "autzen").resolve()
 
 
+@pytest.mark.slow  # a ``kedro run`` of ingest + preprocess on the real rasters
 @pytest.mark.skipif(
     not AUTZEN.exists(), reason=f"Autzen data not found at {AUTZEN} (../shared absent)"
 )

@@ -9,6 +9,8 @@ from croco_pipeline.data.datasets import TileStackDataset
 
 from .conftest import KedroRunError, kedro_run
 
+pytestmark = pytest.mark.slow  # every test here starts ``kedro run`` or reads its outputs
+
 
 def test_release_and_aligned_stacks(tiny_run):
     release = tiny_run / "data/01_raw/dfc2018_synthetic"

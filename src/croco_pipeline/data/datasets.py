@@ -9,8 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import rasterio
 import torch
 from kedro.io import AbstractDataset, DatasetError
 
@@ -18,7 +16,7 @@ from croco_pipeline.data.atomic import atomic_path
 from croco_pipeline.data.geo import GeoRaster, read_geotiff, write_geotiff
 from croco_pipeline.data.source import SceneSource
 from croco_pipeline.data.stack import TileStack
-from croco_pipeline.errors import CrocoInputError
+from croco_pipeline.data.stack_file import read_stack, write_stack
 
 
 class GeoTiffDataset(AbstractDataset[GeoRaster, GeoRaster]):
@@ -43,16 +41,10 @@ class GeoTiffDataset(AbstractDataset[GeoRaster, GeoRaster]):
         return {"filepath": str(self._filepath)}
 
 
-VALID_BAND = "valid"
-RGB_BANDS = ("red", "green", "blue")
-STACK_TAGS = ("tile", "split")  # GeoTIFF tags a stack must carry
-
-
 class TileStackDataset(AbstractDataset[TileStack, TileStack]):
-    """A ``TileStack`` as one float32 GeoTIFF: bands red, green, blue, <elevation channels>, valid.
-
-    The tile name and split travel as GeoTIFF tags, written before the file is renamed into place,
-    so a stack reloads exactly as saved; a stack without them raises ``CrocoInputError``.
+    """A ``TileStack`` as one float32 GeoTIFF (``croco_pipeline.data.stack_file``): bands red,
+    green, blue, <elevation channels>, valid; tile name and split as tags, so it reloads exactly as
+    saved, and a stack without them raises ``CrocoInputError``.
     """
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
@@ -60,43 +52,10 @@ class TileStackDataset(AbstractDataset[TileStack, TileStack]):
         self.metadata = metadata
 
     def load(self) -> TileStack:
-        raster = read_geotiff(self._filepath)
-        with rasterio.open(self._filepath) as src:
-            tags = src.tags()
-        names = raster.band_names
-        if names[:3] != RGB_BANDS or names[-1] != VALID_BAND:
-            raise DatasetError(f"{self._filepath} is not a tile stack (bands {names})")
-        missing = [key for key in STACK_TAGS if key not in tags]
-        if missing:
-            raise CrocoInputError(
-                f"tile stack {self._filepath} has no {' or '.join(missing)} tag: it was not written "
-                "by TileStackDataset (or was written half); rebuild it with "
-                "`kedro run --pipelines=preprocess`"
-            )
-        data = raster.data
-        return TileStack(
-            name=tags["tile"],
-            rgb=np.clip(np.rint(data[:3]), 0, 255).astype(np.uint8),
-            elevation=np.ascontiguousarray(data[3:-1], dtype=np.float32),
-            valid=data[-1] > 0.5,
-            crs=raster.crs,
-            transform=raster.transform,
-            channels=tuple(names[3:-1]),
-            split=tags["split"],
-        )
+        return read_stack(self._filepath)
 
     def save(self, data: TileStack) -> None:
-        bands = np.concatenate(
-            [
-                data.rgb.astype(np.float32),
-                data.elevation.astype(np.float32),
-                data.valid[None].astype(np.float32),
-            ]
-        )
-        raster = GeoRaster(
-            bands, data.crs, data.transform, None, RGB_BANDS + tuple(data.channels) + (VALID_BAND,)
-        )
-        write_geotiff(raster, self._filepath, tags={"tile": data.name, "split": data.split})
+        write_stack(data, self._filepath)
 
     def _exists(self) -> bool:
         return self._filepath.exists()

@@ -7,7 +7,7 @@ through ``croco_pipeline.data.geo`` here, with a round-trip test. Every save is 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from kedro.io import AbstractDataset, DatasetError
@@ -18,13 +18,26 @@ from croco_pipeline.data.source import SceneSource
 from croco_pipeline.data.stack import TileStack
 from croco_pipeline.data.stack_file import read_stack, write_stack
 
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
-class GeoTiffDataset(AbstractDataset[GeoRaster, GeoRaster]):
-    """One GeoTIFF as a ``GeoRaster`` (CRS, transform, nodata, dtype and band names preserved)."""
+
+class LocalFileDataset(AbstractDataset[_In, _Out]):
+    """Base of the datasets kept in one local file: ``filepath``, ``metadata``, exists, describe."""
 
     def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
         self._filepath = Path(filepath)
         self.metadata = metadata
+
+    def _exists(self) -> bool:
+        return self._filepath.exists()
+
+    def _describe(self) -> dict[str, Any]:
+        return {"filepath": str(self._filepath)}
+
+
+class GeoTiffDataset(LocalFileDataset[GeoRaster, GeoRaster]):
+    """One GeoTIFF as a ``GeoRaster`` (CRS, transform, nodata, dtype and band names preserved)."""
 
     def load(self) -> GeoRaster:
         return read_geotiff(self._filepath, require_crs=False)
@@ -34,34 +47,18 @@ class GeoTiffDataset(AbstractDataset[GeoRaster, GeoRaster]):
             raise DatasetError(f"{self._filepath}: expected a GeoRaster, got {type(data).__name__}")
         write_geotiff(data, self._filepath)
 
-    def _exists(self) -> bool:
-        return self._filepath.exists()
 
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
-
-
-class TileStackDataset(AbstractDataset[TileStack, TileStack]):
+class TileStackDataset(LocalFileDataset[TileStack, TileStack]):
     """A ``TileStack`` as one float32 GeoTIFF (``croco_pipeline.data.stack_file``): bands red,
     green, blue, <elevation channels>, valid; tile name and split as tags, so it reloads exactly as
     saved, and a stack without them raises ``CrocoInputError``.
     """
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> TileStack:
         return read_stack(self._filepath)
 
     def save(self, data: TileStack) -> None:
         write_stack(data, self._filepath)
-
-    def _exists(self) -> bool:
-        return self._filepath.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}
 
 
 class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
@@ -118,12 +115,8 @@ class SceneSourceDataset(AbstractDataset[Any, SceneSource]):
         return {"source": self._source, "dfc2018": self._dfc2018, "raster_pair": self._raster_pair}
 
 
-class TorchModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
+class TorchModelDataset(LocalFileDataset[dict[str, Any], dict[str, Any]]):
     """A trained model as ``{"config": {...}, "state_dict": {...}, ...}``, loadable with weights_only."""
-
-    def __init__(self, filepath: str, metadata: dict[str, Any] | None = None) -> None:
-        self._filepath = Path(filepath)
-        self.metadata = metadata
 
     def load(self) -> dict[str, Any]:
         if not self._filepath.exists():
@@ -135,9 +128,3 @@ class TorchModelDataset(AbstractDataset[dict[str, Any], dict[str, Any]]):
     def save(self, data: dict[str, Any]) -> None:
         with atomic_path(self._filepath) as tmp:
             torch.save(data, tmp)
-
-    def _exists(self) -> bool:
-        return self._filepath.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"filepath": str(self._filepath)}

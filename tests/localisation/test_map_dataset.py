@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from kedro.io import DatasetError
 from conftest import PATCH, SPEC, STRIDE
+from kedro.io import DatasetError
 from rasterio.crs import CRS
 
 from croco_pipeline.errors import CrocoInputError

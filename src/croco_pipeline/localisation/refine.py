@@ -40,10 +40,33 @@ def subpixel_peak(surface: np.ndarray) -> tuple[float, float, float]:
     return a + da, b + db, float(surface[a, b])
 
 
-def _shift_grid(radius: int) -> tuple[np.ndarray, np.ndarray]:
-    d = np.arange(-radius, radius + 1)
-    dr, dc = np.meshgrid(d, d, indexing="ij")
-    return dr.ravel(), dc.ravel()
+class _ShiftScorer:
+    """Mean cosine between the query tiles and the map's RGB patches at given shifts of the query."""
+
+    def __init__(self, model: Any, rgb: np.ndarray, tiles: tuple[np.ndarray, np.ndarray],
+                 tile_embeddings: np.ndarray, patch_px: int, radius: int, opts: dict[str, Any]) -> None:  # fmt: skip
+        self.model, self.rgb, self.tiles, self.patch_px = model, rgb, tiles, patch_px
+        self.radius, self.opts = radius, opts
+        self.q = tile_embeddings / np.linalg.norm(tile_embeddings, axis=1, keepdims=True)
+
+    def __call__(self, shifts: np.ndarray) -> np.ndarray:
+        rows, cols = self.tiles
+        pos_r = (rows[:, None] + shifts[None, :, 0] + self.radius).ravel()  # block pixels
+        pos_c = (cols[:, None] + shifts[None, :, 1] + self.radius).ravel()
+        uniq, inverse = np.unique(np.stack([pos_r, pos_c], 1), axis=0, return_inverse=True)
+        patches = normalise_rgb(cut_windows(self.rgb, uniq[:, 0], uniq[:, 1], self.patch_px))
+        with torch.inference_mode():
+            emb = embed_patches(
+                self.model.embed_rgb, patches, self.opts["batch_size"], self.opts["device"]
+            )
+        emb /= np.linalg.norm(emb, axis=1, keepdims=True)
+        per_tile = emb[inverse.ravel()].reshape(len(rows), len(shifts), -1)
+        return np.einsum("td,tsd->s", self.q, per_tile) / len(rows)
+
+
+def _grid(offsets: np.ndarray) -> np.ndarray:
+    dr, dc = np.meshgrid(offsets, offsets, indexing="ij")
+    return np.stack([dr.ravel(), dc.ravel()], 1)
 
 
 def refine_embedding(
@@ -56,24 +79,23 @@ def refine_embedding(
     radius: int,
     opts: dict[str, Any],
 ) -> tuple[float, float, float]:
-    """Best (row shift, col shift, mean cosine) of the query's top-left around ``top_left`` (map px)."""
+    """Best (row shift, col shift, mean cosine) of the query's top-left around ``top_left`` (map px).
+
+    Coarse to fine, so few RGB patches are embedded: shifts every 2 px over +-``radius``, then every
+    pixel around the best, then a parabolic sub-pixel peak.
+    """
     rows, cols = tiles
     h, w = int(rows.max()) + patch_px, int(cols.max()) + patch_px
-    block = Block(top_left[0] - radius, top_left[1] - radius, h + 2 * radius, w + 2 * radius)
+    block = Block(
+        top_left[0] - radius - 1, top_left[1] - radius - 1, h + 2 * radius + 2, w + 2 * radius + 2
+    )
     rgb, _ = source.read(block)
-    dr, dc = _shift_grid(radius)
-    pos_r = (rows[:, None] + dr[None] + radius).ravel()  # (T * S,) in block pixels
-    pos_c = (cols[:, None] + dc[None] + radius).ravel()
-    uniq, inverse = np.unique(np.stack([pos_r, pos_c], 1), axis=0, return_inverse=True)
-    patches = normalise_rgb(cut_windows(rgb, uniq[:, 0], uniq[:, 1], patch_px))
-    with torch.inference_mode():
-        emb = embed_patches(model.embed_rgb, patches, opts["batch_size"], opts["device"])
-    q = tile_embeddings / np.linalg.norm(tile_embeddings, axis=1, keepdims=True)
-    e = emb / np.linalg.norm(emb, axis=1, keepdims=True)
-    sims = np.einsum("td,tsd->ts", q, e[inverse.ravel()].reshape(len(rows), len(dr), -1))
-    surface = sims.mean(axis=0).reshape(2 * radius + 1, 2 * radius + 1)
-    a, b, best = subpixel_peak(surface)
-    return a - radius, b - radius, best
+    score = _ShiftScorer(model, rgb, tiles, tile_embeddings, patch_px, radius + 1, opts)
+    coarse = _grid(np.arange(-radius, radius + 1, 2))
+    best = coarse[int(np.argmax(score(coarse)))]
+    fine = best + _grid(np.arange(-1, 2))
+    a, b, top = subpixel_peak(score(fine).reshape(3, 3))
+    return best[0] + a - 1, best[1] + b - 1, top
 
 
 def refine_gradient_ncc(

@@ -199,3 +199,11 @@ def test_init_from_starts_from_saved_weights(tmp_path: Path) -> None:
     torch.save({"state_dict": {"other": torch.zeros(1)}}, tmp_path / "bad.pt")
     with pytest.raises(CrocoConfigError, match="same architecture"):
         load_initial_weights(model, str(tmp_path / "bad.pt"))
+    # another channel count: the elevation stem keeps its own weights, the rest is loaded
+    other = dict(first.last_state, **{"elev.0.weight": torch.ones(8, 3, 3, 3)})
+    torch.save({"state_dict": other}, tmp_path / "three_channels.pt")
+    fresh = _TinyPair()
+    stem = fresh.state_dict()["elev.0.weight"].clone()
+    load_initial_weights(fresh, str(tmp_path / "three_channels.pt"))
+    assert torch.equal(fresh.state_dict()["elev.0.weight"], stem)
+    assert torch.equal(fresh.state_dict()["rgb.0.weight"], first.last_state["rgb.0.weight"])

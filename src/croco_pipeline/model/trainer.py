@@ -346,19 +346,27 @@ class TrainingRun:
 
 def load_initial_weights(model: nn.Module, path: str) -> None:
     """Start from earlier weights (``train.init_from``): a ``croco_model.pt`` bundle (its
-    ``state_dict``) or a trainer checkpoint (its ``model``), e.g. trained on another scene."""
+    ``state_dict``) or a trainer checkpoint (its ``model``), e.g. trained on another scene.
+
+    Every tensor of the same name and shape is loaded; one whose shape differs (the elevation
+    stem of a scene with another channel count) keeps its initialisation and is logged.
+    """
     if not Path(path).is_file():
         raise bad_param("train.init_from", path, "the path of a croco_model.pt or checkpoint file")
     saved = torch.load(path, map_location="cpu", weights_only=True)
     weights = saved.get("state_dict", saved.get("model")) if isinstance(saved, dict) else None
     if not isinstance(weights, dict):
         raise bad_param("train.init_from", path, "a file holding 'state_dict' or 'model' weights")
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as exc:
+    own = model.state_dict()
+    missing = sorted(set(own) - set(weights))
+    if missing:
         raise bad_param(
-            "train.init_from", path, f"weights of the same architecture (train.model): {exc}"
-        ) from None
+            "train.init_from", path, f"weights of the same architecture (train.model): no {missing}"
+        )
+    skipped = [k for k, v in own.items() if weights[k].shape != v.shape]
+    if skipped:
+        log.warning("train.init_from: %s keep their initialisation (other shapes)", skipped)
+    model.load_state_dict({k: weights[k] if k not in skipped else v for k, v in own.items()})
 
 
 def _memory_format(config: TrainConfig) -> torch.memory_format:

@@ -2,9 +2,9 @@
 
 Reads what ``kedro run --pipelines=synthesize,ingest,preprocess`` (or ``--env autzen``) left in the
 catalog, trains with ``train`` parameters overridden by a JSON object (deep-merged; an unknown key
-is an error) through the train pipeline's own node, and evaluates the paper protocol on the test
-tiles. Checkpoints go to a
-temporary folder, nothing in ``data/`` is written.
+is an error) through ``experiments.runner.train_from_params`` (what the train node runs), and
+evaluates the paper protocol on the test tiles. Checkpoints go to a temporary folder, nothing in
+``data/`` is written.
 
     python benchmarks/recipe.py '{"model": {"width": 64}, "lr": 0.001}' [--env autzen]
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import tempfile
-import time
 from pathlib import Path
 
 from kedro.framework.session import KedroSession
@@ -34,10 +33,10 @@ def main() -> None:
 
     from croco_pipeline.data.stack import NormalisationStats
     from croco_pipeline.evaluation.protocols import paper_protocol
-    from croco_pipeline.experiments.ablation import merge_overrides
-    from croco_pipeline.model.models import ModelConfig, build_model
-    from croco_pipeline.model.trainer import resolve_device
-    from croco_pipeline.pipelines.train.nodes import train_model
+    from croco_pipeline.experiments.ablation_config import merge_overrides
+    from croco_pipeline.experiments.runner import train_from_params
+    from croco_pipeline.model.config import TrainConfig
+    from croco_pipeline.model.runtime import load_model, resolve_device
     from croco_pipeline.pipelines.utils import materialise
 
     bootstrap_project(ROOT)
@@ -46,43 +45,26 @@ def main() -> None:
         catalog = context.catalog
         # a key unknown to the train parameters raises, naming it
         train_params = merge_overrides(context.params["train"], overrides, "train")
-        loaded = {
-            name: catalog.load(name)
-            for name in (
-                "aligned_stacks",
-                "train_patch_index",
-                "eval_patch_index",
-                "normalisation_stats",
-            )
-        }
+        stacks = materialise(catalog.load("aligned_stacks"))
+        train_index = catalog.load("train_patch_index")
+        eval_index = catalog.load("eval_patch_index")
+        stats = NormalisationStats.from_dict(catalog.load("normalisation_stats"))
     with tempfile.TemporaryDirectory() as tmp:
-        train_params.update(checkpoint_dir=tmp, resume=False)
-        t0 = time.perf_counter()
-        bundle, _, history = train_model(
-            loaded["aligned_stacks"],
-            loaded["train_patch_index"],
-            loaded["eval_patch_index"],
-            loaded["normalisation_stats"],
-            train_params,
-        )
-        train_s = time.perf_counter() - t0
-    print(history.to_string(index=False), flush=True)
-    model = build_model(ModelConfig(**bundle["config"]))
-    model.load_state_dict(bundle["state_dict"])
-    device = resolve_device(str(train_params["device"]))
-    stacks = materialise(loaded["aligned_stacks"])
+        config = TrainConfig.from_params(dict(train_params, checkpoint_dir=tmp, resume=False))
+        trained = train_from_params(stacks, train_index, eval_index, stats, config)
+    print(trained.history.to_string(index=False), flush=True)
+    device = resolve_device(config.device)
     test = [s for s in stacks.values() if s.split == "test"]
-    index = loaded["eval_patch_index"]
     result = paper_protocol(
-        model.to(device).eval(),
+        load_model(trained.bundle).to(device),
         test,
-        index[index["split"] == "test"],
-        NormalisationStats.from_dict(loaded["normalisation_stats"]),
+        eval_index[eval_index["split"] == "test"],
+        stats,
         device,
     )
     e2r, r2e = result["elevation_to_rgb"], result["rgb_to_elevation"]
     print(
-        f"recipe={json.dumps(overrides, separators=(',', ':'))} train_s={train_s:.0f} "
+        f"recipe={json.dumps(overrides, separators=(',', ':'))} train_s={trained.train_time_s:.0f} "
         f"test_top1={e2r['top1']:.3f} test_top5={e2r['top5']:.3f} "
         f"rgb_to_elevation_top1={r2e['top1']:.3f}"
     )

@@ -7,38 +7,57 @@ one ``CrocoConfigError`` naming the full key path, e.g.
 
 from __future__ import annotations
 
+import contextvars
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any, ClassVar, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from croco_pipeline.errors import CrocoConfigError
 
+#: how many StrictParams validations are running: only the outermost one reports, with full paths
+_DEPTH: contextvars.ContextVar[int] = contextvars.ContextVar("croco_params_depth", default=0)
+
+
+@contextmanager
+def _validating() -> Iterator[int]:
+    token = _DEPTH.set(_DEPTH.get() + 1)
+    try:
+        yield _DEPTH.get()
+    finally:
+        _DEPTH.reset(token)
+
 
 class StrictParams(BaseModel):
     """Frozen, strict (no silent casts: ``true`` is not 1, ``1.5`` is not an int), unknown keys refused.
 
-    ``section`` is where the group lives in the parameters (``"train.model"``); constructing one
-    directly raises ``CrocoConfigError`` with paths under it, as ``from_params`` does.
+    ``section`` is where the group lives in the parameters (``"train.model"``): building one from
+    parameters (``from_params``) or directly in code raises one ``CrocoConfigError`` whose paths
+    start there. A group nested in another is reported by the outermost, with the full path.
     """
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
     section: ClassVar[str] = ""
 
     def __init__(self, **data: Any) -> None:
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise config_error(exc, type(self).section, type(self)) from None
+        with _validating() as depth:
+            try:
+                super().__init__(**data)
+            except ValidationError as exc:
+                if depth > 1:  # pydantic is building this group inside an outer one
+                    raise
+                raise config_error(exc, type(self).section, type(self)) from None
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any] | None, where: str | None = None) -> Self:
         """Validate a parameters mapping; errors name keys under ``where`` (default ``section``)."""
-        try:
-            return cls.model_validate(dict(params or {}))
-        except ValidationError as exc:
-            raise config_error(exc, cls.section if where is None else where, cls) from None
+        with _validating():
+            try:
+                return cls.model_validate(dict(params or {}))
+            except ValidationError as exc:
+                raise config_error(exc, cls.section if where is None else where, cls) from None
 
 
 def _nested_model(annotation: Any) -> type[BaseModel] | None:

@@ -19,6 +19,7 @@ from croco_pipeline.evaluation.baseline import (
     baseline_embed_elevation,
     baseline_embed_rgb,
 )
+from croco_pipeline.evaluation.params import ProtocolSettings
 from croco_pipeline.evaluation.protocols import (
     evaluate_all,
     flatten_metrics,
@@ -208,9 +209,7 @@ def test_evaluate_all_shape_flatten_and_report() -> None:
         stacks,
         grid_index(stacks, 16),
         STATS,
-        strides_m=(4.0, 8.0),
-        n_queries=20,
-        batch_size=64,
+        ProtocolSettings(strides_m=[4.0, 8.0], n_queries=20, batch_size=64),
     )
     assert isinstance(metrics, dict) and set(metrics) == {"model", "baseline"}
     for name in ("model", "baseline"):

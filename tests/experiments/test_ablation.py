@@ -8,16 +8,21 @@ import yaml
 from matplotlib.figure import Figure
 
 from croco_pipeline.errors import CrocoConfigError
-from croco_pipeline.experiments.ablation import (
+from croco_pipeline.experiments.ablation_config import (
+    AblationConfig,
+    Study,
     effective_params,
-    excluded,
-    markdown_table,
     merge_overrides,
     params_hash,
+)
+from croco_pipeline.experiments.ablation_report import (
+    ablation_report,
+    markdown_table,
     results_table,
     study_figure,
     study_table,
 )
+from croco_pipeline.experiments.runner import ExperimentConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,8 +31,9 @@ BASE = {
     "train": {"batch_size": 128, "base_batch_size": 128, "model": {"stem": "fast"}},
     "evaluate": {"strides_m": [4], "n_queries": 300},
 }
-ABLATION = {
+ABLATION_PARAMS = {
     "profile": "tiny",
+    "work_dir": "unused",
     "profiles": {
         "tiny": {"batch_size_scale": 0.0625, "evaluate": {"n_queries": 10}},
         "full": {"train": {"model": {"stem": "cifar"}}},
@@ -39,6 +45,11 @@ ABLATION = {
         "typo": {"train": {"bach_size": 1}},
     },
 }
+ABLATION = AblationConfig.from_params(ABLATION_PARAMS)
+
+
+def _ablation(**changes) -> AblationConfig:
+    return AblationConfig.from_params({**ABLATION_PARAMS, **changes})
 
 
 def test_merge_overrides_is_deep_and_leaves_base_alone():
@@ -52,7 +63,7 @@ def test_effective_params_layers_profile_then_configuration_then_batch_scale():
     assert params["train"]["batch_size"] == 32 and params["train"]["base_batch_size"] == 8
     assert params["evaluate"] == {"strides_m": [4], "n_queries": 10}
     assert effective_params(BASE, ABLATION, "gsd_50cm")["preprocess"]["gsd"] == 0.5
-    full = effective_params(BASE, dict(ABLATION, profile="full"), "baseline")
+    full = effective_params(BASE, _ablation(profile="full"), "baseline")
     assert full["train"]["model"]["stem"] == "cifar" and full["train"]["batch_size"] == 128
 
 
@@ -60,7 +71,7 @@ def test_unknown_key_profile_or_configuration_raise_naming_them():
     with pytest.raises(CrocoConfigError, match=r"train\.bach_size"):
         effective_params(BASE, ABLATION, "typo")
     with pytest.raises(CrocoConfigError, match=r"ablation\.profile"):
-        effective_params(BASE, dict(ABLATION, profile="gpu"), "baseline")
+        _ablation(profile="gpu")
     with pytest.raises(CrocoConfigError, match=r"ablation\.configurations"):
         effective_params(BASE, ABLATION, "nope")
 
@@ -89,7 +100,7 @@ def _result(name, top1, strides=(4,)):
             "metrics": metrics, "train_time_s": 1.0, "best_val_top1": 0.1}  # fmt: skip
 
 
-STUDY = {
+STUDY_PARAMS = {
     "title": "Table 3: batch size",
     "axis": "batch size",
     "rows": [
@@ -101,6 +112,7 @@ STUDY = {
         {"config": "batch_512", "label": 512, "stride_m": 2},
     ],
 }
+STUDY = Study.from_params(STUDY_PARAMS)
 
 
 def test_study_table_puts_published_numbers_beside_ours():
@@ -112,7 +124,7 @@ def test_study_table_puts_published_numbers_beside_ours():
     assert list(table["batch size"]) == ["128", "512"]
     assert table["top1"].tolist() == [0.2, 0.3] and table["loc_stride_m"].tolist() == ["4", "2"]
     assert table["published_top1"].iloc[0] == 0.34 and math.isnan(table["published_top1"].iloc[1])
-    md = markdown_table(STUDY["title"], table)
+    md = markdown_table(STUDY.title, table)
     assert (
         "### Table 3: batch size" in md and "| 128 | batch_128 | 4 | 0.200" in md and "0.340" in md
     )
@@ -121,23 +133,25 @@ def test_study_table_puts_published_numbers_beside_ours():
     with pytest.raises(CrocoConfigError, match="batch_512"):
         study_table(STUDY, {"batch_128": results["batch_128"]})
     # an axis named like one of the table's own columns would overwrite it
-    with pytest.raises(CrocoConfigError, match="axis"):
-        study_table(dict(STUDY, axis="configuration"), results)
+    with pytest.raises(CrocoConfigError, match=r"ablation\.studies\.t3\.axis"):
+        _ablation(studies={"t3": dict(STUDY_PARAMS, axis="configuration")})
 
 
 def test_a_profile_can_leave_configurations_out():
-    ablation = dict(ABLATION, profiles=dict(ABLATION["profiles"], tiny={"exclude": ["gsd_50cm"]}))
-    assert excluded(ablation) == ["gsd_50cm"] and excluded(dict(ablation, profile="full")) == []
+    profiles = dict(ABLATION_PARAMS["profiles"], tiny={"exclude": ["gsd_50cm"]})
+    ablation = _ablation(profiles=profiles)
+    assert ablation.excluded() == ["gsd_50cm"]
+    assert _ablation(profiles=profiles, profile="full").excluded() == []
     # exclude is not a parameter section
     assert effective_params(BASE, ablation, "gsd_50cm")["preprocess"]["gsd"] == 0.5
     with pytest.raises(CrocoConfigError, match=r"ablation\.profiles\.tiny\.exclude"):
-        excluded(dict(ablation, profiles={"tiny": {"exclude": ["gsd_5cm"]}}))
+        _ablation(profiles={"tiny": {"exclude": ["gsd_5cm"]}})
     # an excluded configuration has no figures: empty cells, not an error
     left_out = dict(_result("batch_512", 0.3), status="excluded", metrics={})
     table = study_table(STUDY, {"batch_128": _result("batch_128", 0.2), "batch_512": left_out})
     assert table["top1"].iloc[0] == 0.2
     assert math.isnan(table["top1"].iloc[1]) and math.isnan(table["paper_protocol_top1"].iloc[1])
-    assert "| 512 | batch_512 | 2 |  |" in markdown_table(STUDY["title"], table)
+    assert "| 512 | batch_512 | 2 |  |" in markdown_table(STUDY.title, table)
     rows = results_table([_result("batch_128", 0.2), left_out])
     assert rows["status"].tolist() == ["trained", "excluded"]
     assert math.isnan(rows["model_paper_top1"].iloc[1])
@@ -148,26 +162,31 @@ def test_study_figure_renders_on_agg(tmp_path):
         STUDY,
         {"batch_128": _result("batch_128", 0.2), "batch_512": _result("batch_512", 0.3, (2,))},
     )
-    fig = study_figure(STUDY["title"], table)
+    fig = study_figure(STUDY.title, table)
     assert isinstance(fig, Figure) and len(fig.axes[0].lines) == 4
-    fig.savefig(tmp_path / "plot.png")
-    assert (tmp_path / "plot.png").stat().st_size > 5000
+    drawn = {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].lines}
+    assert drawn["ours, localisation"] == table["top1"].tolist()
+    assert drawn["ours, paper protocol"] == table["paper_protocol_top1"].tolist()
+    assert drawn["published (DFC2018)"][0] == 0.34
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert ticks == table["batch size"].tolist()
 
 
 def test_project_grid_is_consistent():
-    """Every profile and configuration of conf/base merges onto the base parameters."""
+    """Every profile and configuration of conf/base merges onto the base parameters into checked
+    preprocess/train/evaluate groups, and the report has every study's rows."""
     conf = {}
     for path in sorted((ROOT / "conf/base").glob("parameters*.yml")):
         conf.update(yaml.safe_load(path.read_text()))
-    ablation = conf["ablation"]
-    for profile in ablation["profiles"]:
-        results = {}
-        for name in ablation["configurations"]:
-            params = effective_params(conf, dict(ablation, profile=profile), name)
-            results[name] = _result(name, 0.1, params["evaluate"]["strides_m"])
-            results[name]["params"] = params
-        for study in ablation["studies"].values():
-            assert len(study_table(study, results)) == len(study["rows"])
-    assert "-" not in "".join(ablation["configurations"]) and "." not in "".join(
-        ablation["configurations"]
-    )
+    for profile in conf["ablation"]["profiles"]:
+        ablation = AblationConfig.from_params(dict(conf["ablation"], profile=profile))
+        results = []
+        for name in ablation.configurations:
+            params = effective_params(conf, ablation, name)
+            checked = ExperimentConfig.from_params(params)
+            assert checked.train.batch_size == params["train"]["batch_size"]
+            results.append(dict(_result(name, 0.1, checked.evaluate.strides_m), params=params))
+        report = ablation_report(ablation, results)
+        for name, study in ablation.studies.items():
+            assert len(report["tables"].query("study == @name")) == len(study.rows)
+            assert isinstance(report["plots"][f"{name}.png"], Figure)

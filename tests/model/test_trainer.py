@@ -1,5 +1,8 @@
 """The training loop: it learns, resumes exactly, stops early and writes safe atomic checkpoints."""
 
+import contextlib
+import io
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +17,15 @@ from torch import nn
 from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.errors import CrocoConfigError
 from croco_pipeline.model.models import ModelConfig, build_model
-from croco_pipeline.model.trainer import TrainConfig, save_checkpoint_atomic, train
+from croco_pipeline.model.trainer import (
+    TrainConfig,
+    TrainingRun,
+    TrainingState,
+    cpu_state,
+    progress_bar,
+    save_checkpoint_atomic,
+    train,
+)
 
 SIZE, PATCH = 32, 8
 STATS = NormalisationStats("global_minmax", 0.0, 255.0, 50.0)
@@ -142,7 +153,7 @@ def test_checkpoint_is_atomic_and_weights_only_safe(tmp_path: Path) -> None:
     expected = {"model", "optimizer", "scheduler", "scaler", "epoch", "history", "best_metric",
                 "best_state", "rng", "sampler", "config"}  # fmt: skip
     assert expected <= set(ckpt) and ckpt["epoch"] == 1 and len(ckpt["history"]) == 2
-    with pytest.raises(Exception):  # noqa: B017 - a lambda cannot be pickled
+    with pytest.raises((pickle.PicklingError, AttributeError), match="pickle"):  # a lambda
         save_checkpoint_atomic({"bad": lambda: 0}, tmp_path / "last.pt")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "last.pt"]
     assert torch.load(tmp_path / "last.pt", weights_only=True)["epoch"] == 1
@@ -181,3 +192,95 @@ def test_fp16_on_cpu_is_refused() -> None:
 
 def test_model_key_is_left_to_model_config() -> None:
     assert TrainConfig.from_params({"model": {"stem": "fast"}, "epochs": 3}).epochs == 3
+
+
+# --- the pieces of the loop, one at a time ---------------------------------------------------
+
+
+def test_training_state_tracks_best_by_top1_else_loss_and_counts_stale_epochs() -> None:
+    model = _fresh_model()
+    state = TrainingState(best_state=cpu_state(model))
+    assert state.end_epoch(0, {"loss": 2.0}, model)  # no validation: -loss is the metric
+    assert not state.end_epoch(1, {"loss": 2.5}, model)
+    assert (state.best_epoch, state.stale_epochs, state.next_epoch) == (0, 1, 2)
+    assert not state.should_stop(2) and state.should_stop(1) and not state.should_stop(None)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)
+    assert state.end_epoch(2, {"loss": 1.0}, model)
+    assert (state.best_epoch, state.stale_epochs, state.best_metric) == (2, 0, -1.0)
+    saved = dict(state.best_state)
+    with torch.no_grad():
+        next(model.parameters()).add_(1.0)  # later changes must not leak into the kept copy
+    assert all(torch.equal(saved[k], v) for k, v in state.best_state.items())
+    assert not torch.equal(saved["rgb.0.weight"], cpu_state(model)["rgb.0.weight"])
+    # with validation, top1 decides even when the loss got worse
+    validated = TrainingState(best_state=cpu_state(model))
+    validated.end_epoch(0, {"loss": 1.0, "top1": 0.2}, model)
+    assert validated.end_epoch(1, {"loss": 3.0, "top1": 0.3}, model)
+    assert [h["loss"] for h in validated.history] == [1.0, 3.0]
+
+
+def test_training_state_checkpoint_round_trip() -> None:
+    model = _fresh_model()
+    state = TrainingState(best_state=cpu_state(model))
+    for epoch, loss in enumerate([2.0, 1.5, 1.7]):
+        state.end_epoch(epoch, {"loss": loss}, model)
+    entries = state.to_checkpoint()
+    assert entries["epoch"] == 2  # the last finished epoch
+    back = TrainingState.from_checkpoint(entries)
+    assert back == state and back.next_epoch == 3
+
+
+def test_training_run_epoch_checkpoint_and_restore(tmp_path: Path) -> None:
+    stacks, index = _data()
+    config = _config(tmp_path, epochs=3, sampling="random")
+    run = TrainingRun.build(_fresh_model(), stacks, index, STATS, config)
+    run.wrap()
+    before = cpu_state(run.model)
+    record = run.run_epoch(0)
+    assert set(record) == {"epoch", "loss", "lr", "pairs_per_s"} and record["epoch"] == 0.0
+    assert np.isfinite(record["loss"]) and record["lr"] == run.optimizer.param_groups[0]["lr"]
+    assert any(not torch.equal(before[k], v) for k, v in cpu_state(run.model).items())
+    state = TrainingState(best_state=before)
+    state.end_epoch(0, record, run.model)
+    # through the file, as train() does: the optimiser's state_dict holds live tensors
+    save_checkpoint_atomic(run.checkpoint_payload(state), tmp_path / "last.pt")
+    payload = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert payload["config"]["sampling"] == "random" and payload["epoch"] == 0
+    expected_next = run.run_epoch(1)  # what the original run does next
+
+    torch.manual_seed(99)  # another init: everything must come from the payload
+    other = TrainingRun.build(TinyPair(), stacks, index, STATS, config)
+    restored = other.restore(payload)
+    other.wrap()
+    assert restored.next_epoch == 1 and restored.history == state.history
+    assert all(torch.equal(payload["model"][k], v) for k, v in cpu_state(other.model).items())
+    assert other.run_epoch(1)["loss"] == expected_next["loss"]
+
+
+def test_progress_bar_only_on_a_terminal(capsys: pytest.CaptureFixture[str]) -> None:
+    """Redirected stderr (CI, ``kedro run > log``) gets no carriage-return refreshes; a terminal does."""
+    stacks, index = _data()
+    train(_fresh_model(), stacks, index, STATS, _config(epochs=1, progress=True))
+    assert "\r" not in capsys.readouterr().err
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    bar = progress_bar(range(3), 3, "epoch 1/1", enabled=True)
+    bar.close()  # the bar above went to the captured (non-tty) stderr: disabled
+    assert bar.disable
+    with contextlib.redirect_stderr(terminal):
+        list(progress_bar(range(3), 3, "epoch 1/1", enabled=True))
+        list(progress_bar(range(3), 3, "epoch 1/1", enabled=False))
+    assert terminal.getvalue().count("epoch 1/1") >= 1 and "\r" in terminal.getvalue()
+
+
+def test_per_epoch_log_line_stays(caplog: pytest.LogCaptureFixture) -> None:
+    stacks, index = _data()
+    with caplog.at_level("INFO", logger="croco_pipeline.model.trainer"):
+        train(_fresh_model(), stacks, index, STATS, _config(epochs=2))
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("epoch ")]
+    assert len(lines) == 2 and lines[1].startswith("epoch 2/2: loss ")

@@ -12,6 +12,7 @@ import mlflow
 import pandas as pd
 import pytest
 import yaml
+from PIL import Image
 
 from .conftest import kedro_run, make_project
 
@@ -41,6 +42,7 @@ def ablation_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, 
     return project, first, second, mtimes
 
 
+@pytest.mark.slow
 def test_one_nested_mlflow_run_per_configuration(ablation_runs):
     project, *_ = ablation_runs
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{project / 'mlflow.db'}")
@@ -58,9 +60,12 @@ def test_one_nested_mlflow_run_per_configuration(ablation_runs):
         batch_256.data.metrics
     )
     artifacts = {a.path for a in client.list_artifacts(first_parent, "ablation")}
-    assert {"ablation/tables.md", "ablation/tables.csv", "ablation/table3_batch.png"} <= artifacts
+    assert {"ablation/tables.md", "ablation/tables.csv", "ablation/plots"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(first_parent, "ablation/plots")}
+    assert plots == {f"ablation/plots/{study}.png" for study in KEEP_STUDIES}
 
 
+@pytest.mark.slow
 def test_tables_and_plots_hold_ours_beside_published(ablation_runs):
     project, *_ = ablation_runs
     reporting = project / "data/08_reporting/ablation"
@@ -74,13 +79,16 @@ def test_tables_and_plots_hold_ours_beside_published(ablation_runs):
     markdown = (reporting / "tables.md").read_text()
     assert "Table 3: batch size" in markdown and "0.480" in markdown
     for study in KEEP_STUDIES:
-        assert (reporting / f"{study}.png").stat().st_size > 5000
+        # a whole PNG; what the plot draws is checked in tests/experiments/test_ablation.py
+        with Image.open(reporting / "plots" / f"{study}.png") as png:
+            png.verify()
     results = pd.read_csv(reporting / "results.csv")
     assert sorted(results["configuration"]) == sorted(KEEP_CONFIGS)
     statuses = dict(zip(results["configuration"], results["status"], strict=True))
     assert set(statuses.values()) == {"skipped"}  # results.csv is from the second run
 
 
+@pytest.mark.slow
 def test_rerun_skips_every_finished_configuration(ablation_runs):
     project, first, second, mtimes = ablation_runs
     assert first.count("skipped: finished with identical parameters") == 0
@@ -91,3 +99,17 @@ def test_rerun_skips_every_finished_configuration(ablation_runs):
     stored = json.loads((work / "batch_512/result.json").read_text())
     assert stored["params"]["train"]["batch_size"] == 32 and len(stored["hash"]) == 16
     assert (work / "batch_512/checkpoints/last.pt").exists()
+
+
+def test_pipeline_is_built_without_reading_any_configuration(tmp_path, monkeypatch):
+    """The grid lives in params:ablation only: building the pipeline from a folder without any
+    conf/ gives the same two nodes, fed by the parameters at run time."""
+    from croco_pipeline.pipelines.ablation import create_pipeline
+
+    monkeypatch.chdir(tmp_path)
+    pipeline = create_pipeline()
+    assert [n.name for n in pipeline.nodes] == [
+        "ablation.run_ablation",
+        "ablation.summarise_ablation",
+    ]
+    assert "params:ablation" in pipeline.inputs() and "ablation_plots" in pipeline.outputs()

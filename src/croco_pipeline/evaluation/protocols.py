@@ -13,6 +13,7 @@ import torch
 from scipy.spatial import cKDTree
 
 from croco_pipeline.data.stack import NormalisationStats, TileStack
+from croco_pipeline.evaluation.params import ProtocolSettings
 from croco_pipeline.evaluation.retrieval import (
     embed_elevation_queries,
     embed_rgb_gallery,
@@ -286,18 +287,15 @@ def evaluate_all(
     stacks: Sequence[TileStack],
     eval_index: pd.DataFrame,
     stats: NormalisationStats,
-    strides_m: Sequence[float] = (2.0, 4.0),
-    radii_m: Sequence[float] | None = None,
-    ks: Sequence[int] = (1, 5, 10),
-    n_queries: int = 500,
-    seed: int = 0,
-    min_valid_fraction: float = 0.9,
+    settings: ProtocolSettings | None = None,
     device: str | torch.device = "cpu",
-    batch_size: int = 256,
     return_records: bool = False,
     localisation_stacks: Sequence[TileStack] | None = None,
 ) -> dict[str, Any] | tuple[dict[str, Any], dict[str, pd.DataFrame]]:
     """Both protocols for the learned model and the classical baseline, same queries for both.
+
+    ``settings`` (default: ``ProtocolSettings()``) holds strides, radii, k values, queries, seed,
+    minimum valid fraction and batch size; ``EvaluateConfig`` (the ``evaluate`` parameters) is one.
 
     ``localisation_stacks`` (default: ``stacks``) is the area the localisation galleries cover,
     e.g. cropped tiles where embedding the whole test area at a 2 m stride would take too long.
@@ -308,30 +306,31 @@ def evaluate_all(
         ``{"model"|"baseline": {"paper": {direction: ...}, "localisation": {"stride_<s>m":
         {direction: ...}}}}``; with ``return_records``, also ``{"model"|"baseline": paper records}``.
     """
+    settings = settings or ProtocolSettings()
     size = _single_patch_size(eval_index)
     metrics: dict[str, Any] = {}
     records: dict[str, pd.DataFrame] = {}
     for name, m in (("model", model), ("baseline", baseline)):
         if isinstance(m, torch.nn.Module):
             m.eval()  # batch norm must use running statistics at evaluation
-        paper = paper_protocol(m, stacks, eval_index, stats, device, batch_size)
+        paper = paper_protocol(m, stacks, eval_index, stats, device, settings.batch_size)
         records[name] = paper.pop("records")
         loc = {
             f"stride_{s:g}m": localisation_protocol(
                 m,
                 localisation_stacks or stacks,
                 stats,
-                s,
-                size,
-                radii_m,
-                ks,
-                n_queries,
-                seed,
-                min_valid_fraction,
-                device,
-                batch_size,
+                stride_m=s,
+                patch_size_px=size,
+                radii_m=settings.radii_m,
+                ks=settings.ks,
+                n_queries=settings.n_queries,
+                seed=settings.seed,
+                min_valid_fraction=settings.min_valid_fraction,
+                device=device,
+                batch_size=settings.batch_size,
             )
-            for s in strides_m
+            for s in settings.strides_m
         }
         metrics[name] = {"paper": paper, "localisation": loc}
     return (metrics, records) if return_records else metrics

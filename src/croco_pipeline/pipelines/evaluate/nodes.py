@@ -2,16 +2,14 @@
 
 import logging
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from matplotlib.figure import Figure
 
 from croco_pipeline.data.geo import GeoRaster
-from croco_pipeline.data.stack import NormalisationStats, TileStack, crop_stack
-from croco_pipeline.evaluation.baseline import BaselineModel
+from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.evaluation.figures import (
     failure_gallery_figure,
     heatmap_figure,
@@ -19,21 +17,18 @@ from croco_pipeline.evaluation.figures import (
     retrieval_map_figure,
     stack_figures,
 )
-from croco_pipeline.evaluation.protocols import evaluate_all, flatten_metrics, markdown_report
+from croco_pipeline.evaluation.params import EvaluateConfig
+from croco_pipeline.evaluation.protocols import flatten_metrics, markdown_report
 from croco_pipeline.evaluation.retrieval import (
     embed_elevation_queries,
     embed_rgb_gallery,
     similarity_to_gallery,
 )
+from croco_pipeline.experiments.runner import evaluate_from_params
 from croco_pipeline.model.runtime import load_model, resolve_device
 from croco_pipeline.pipelines.utils import materialise
 
 log = logging.getLogger(__name__)
-
-
-def _localisation_area(stacks: list[TileStack], size_m: float | None) -> list[TileStack] | None:
-    """Centred windows of the test tiles for the localisation galleries (None: whole tiles)."""
-    return None if size_m is None else [crop_stack(s, float(size_m)) for s in stacks]
 
 
 def evaluate_model(
@@ -49,30 +44,13 @@ def evaluate_model(
         metrics.json content, the same numbers flattened for MLflow, a markdown report, and the
         paper-protocol records of every query (model and baseline) for the figures.
     """
-    stacks = [s for s in materialise(aligned_stacks).values() if s.split == "test"]
-    index = eval_patch_index[eval_patch_index["split"] == "test"]
-    stats = NormalisationStats.from_dict(normalisation_stats)
-    device = resolve_device(str(evaluate.get("device", "auto")))
-    baseline = BaselineModel(**evaluate.get("baseline", {}))
-    log.info("evaluate: %d test tiles, %d grid patches", len(stacks), len(index))
-    with torch.inference_mode():
-        result = evaluate_all(
-            load_model(croco_model).to(device),
-            baseline,
-            stacks,
-            index,
-            stats,
-            strides_m=tuple(float(s) for s in evaluate["strides_m"]),
-            ks=tuple(int(k) for k in evaluate["ks"]),
-            n_queries=int(evaluate["n_queries"]),
-            seed=int(evaluate["seed"]),
-            min_valid_fraction=float(evaluate["min_valid_fraction"]),
-            device=device,
-            batch_size=int(evaluate["batch_size"]),
-            return_records=True,
-            localisation_stacks=_localisation_area(stacks, evaluate.get("localisation_area_m")),
-        )
-    metrics, records = cast(tuple[dict[str, Any], dict[str, pd.DataFrame]], result)
+    metrics, records = evaluate_from_params(
+        croco_model,
+        materialise(aligned_stacks),
+        eval_patch_index,
+        NormalisationStats.from_dict(normalisation_stats),
+        EvaluateConfig.from_params(evaluate),
+    )
     flat = {k: {"value": v, "step": 0} for k, v in flatten_metrics(metrics).items()}
     # headline names: the model's elevation -> RGB figures under the paper protocol
     for k in ("top1", "top5"):
@@ -95,9 +73,9 @@ def make_figures(
     wrong retrievals (Fig. 6/7) and a gallery of failures with their top-5 (Fig. 8)."""
     stacks = {n: s for n, s in materialise(aligned_stacks).items() if s.split == "test"}
     stats = NormalisationStats.from_dict(normalisation_stats)
-    device = resolve_device(str(evaluate.get("device", "auto")))
+    config = EvaluateConfig.from_params(evaluate)
+    device = resolve_device(config.device, "evaluate.device")
     model = load_model(croco_model).to(device)
-    fig_params = evaluate.get("figures", {})
     records = retrieval_records[
         (retrieval_records["method"] == "model")
         & (retrieval_records["direction"] == "elevation_to_rgb")
@@ -108,7 +86,7 @@ def make_figures(
     size = int(grid["size_px"].iloc[0])
     rows, cols = grid["row"].to_numpy(), grid["col"].to_numpy()
     gallery = embed_rgb_gallery(model, stack, rows, cols, size, device=device)
-    picks = np.linspace(0, len(grid) - 1, int(fig_params.get("n_heatmaps", 3))).round().astype(int)
+    picks = np.linspace(0, len(grid) - 1, config.figures.n_heatmaps).round().astype(int)
     queries = embed_elevation_queries(
         model, stack, rows[picks], cols[picks], size, stats, device=device
     )
@@ -119,7 +97,7 @@ def make_figures(
         heatmaps.append(heatmap_figure(stack, grid, sims, int(true_index), top5.tolist()))
         geotiffs[f"{first}_patch{int(true_index):04d}"] = heatmap_geotiff(stack, grid, sims)
     ordered = list(stacks.values())
-    n_fail = int(fig_params.get("n_failures", 8))
+    n_fail = config.figures.n_failures
     return (
         stack_figures(heatmaps),
         geotiffs,

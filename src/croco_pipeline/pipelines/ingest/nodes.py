@@ -6,6 +6,7 @@ from typing import Any
 
 from croco_pipeline.data.datasets import SceneSource
 from croco_pipeline.data.geo import GeoRaster
+from croco_pipeline.data.params import PreprocessConfig
 from croco_pipeline.data.provenance import ingest_manifest
 from croco_pipeline.data.readers import Dfc2018Release, read_raster_pair
 from croco_pipeline.errors import bad_param
@@ -25,10 +26,8 @@ def ingest_source(
         ``{"<tile>/rgb": ..., "<tile>/<channel>": ...}`` (each raster in its own CRS) and a manifest
         ``{"kind", "tiles", "channels", "gsd", "source"}`` (``provenance.ingest_manifest``).
     """
-    gsd = float(preprocess["gsd"])
-    if gsd <= 0:
-        raise bad_param("preprocess.gsd", gsd, "a positive number of metres")
-    channels = tuple(preprocess["channels"])
+    config = PreprocessConfig.from_params(preprocess)
+    gsd, channels = config.gsd, tuple(config.channels)
     rasters: dict[str, GeoRaster] = {}
     if source.kind == "dfc2018":
         assert source.root is not None

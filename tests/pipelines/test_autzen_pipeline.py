@@ -26,9 +26,10 @@ def test_autzen_environment_aligns_the_real_pair(kedro_project: Path) -> None:
     catalog.write_text(yaml.safe_dump(conf))
     kedro_run(kedro_project, ["ingest", "preprocess"], {"preprocess": {"gsd": 2.0}}, env="autzen")
 
-    splits = json.loads((kedro_project / "data/03_primary/tile_splits.json").read_text())
+    splits = json.loads((kedro_project / "data/autzen/03_primary/tile_splits.json").read_text())
     assert set(splits.values()) == {"train", "val", "test"} and len(splits) >= 6
-    folder = kedro_project / "data/03_primary/aligned_stacks"
+    folder = kedro_project / "data/autzen/03_primary/aligned_stacks"  # the env's data_root
+    assert len(list(folder.glob("*.tif"))) == len(splits)
     for path in folder.glob("*.tif"):
         stack = TileStackDataset(str(path)).load()
         # one grid for RGB and heights, in the DSM's CRS (EPSG:26910), at 2 m, inside the DSM

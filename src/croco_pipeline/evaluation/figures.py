@@ -17,6 +17,7 @@ from matplotlib.patches import Rectangle
 
 from croco_pipeline.data.geo import GeoRaster
 from croco_pipeline.data.stack import TileStack
+from croco_pipeline.data.windows import cut_windows
 
 MAX_DISPLAY_PX = 1200  # tiles are decimated to about this size for display
 
@@ -152,9 +153,10 @@ def retrieval_map_figure(
 
 
 def _patch_image(stack: TileStack, modality: str, row: int, col: int, size: int) -> np.ndarray:
+    """One patch for display: RGB as (s, s, 3), elevation as its first channel (s, s)."""
     if modality == "rgb":
-        return np.moveaxis(stack.rgb[:, row : row + size, col : col + size], 0, -1)
-    return stack.elevation[0, row : row + size, col : col + size]
+        return np.moveaxis(cut_windows(stack.rgb, np.array([row]), np.array([col]), size)[0], 0, -1)
+    return cut_windows(stack.elevation[:1], np.array([row]), np.array([col]), size)[0, 0]
 
 
 def failure_gallery_figure(

@@ -13,6 +13,12 @@ import torch
 from scipy.spatial import cKDTree
 
 from croco_pipeline.data.stack import NormalisationStats, TileStack
+from croco_pipeline.data.windows import (
+    summed_area_table,
+    window_centres,
+    window_fraction,
+    window_grid,
+)
 from croco_pipeline.evaluation.params import ProtocolSettings
 from croco_pipeline.evaluation.retrieval import (
     embed_elevation_queries,
@@ -146,22 +152,6 @@ def paper_protocol(
     return out
 
 
-def grid_positions(stack: TileStack, size: int, stride_px: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-left rows and cols of a sliding window of ``size`` px at ``stride_px`` over a tile."""
-    h, w = stack.shape
-    rr, cc = np.meshgrid(
-        np.arange(0, h - size + 1, stride_px), np.arange(0, w - size + 1, stride_px), indexing="ij"
-    )
-    return rr.ravel(), cc.ravel()
-
-
-def patch_centres(stack: TileStack, rows: np.ndarray, cols: np.ndarray, size: int) -> np.ndarray:
-    """Map coordinates (N, 2) of the centres of patches with top-left pixels (rows, cols)."""
-    t = stack.transform
-    c, r = np.asarray(cols) + size / 2, np.asarray(rows) + size / 2
-    return np.stack([t.a * c + t.b * r + t.c, t.d * c + t.e * r + t.f], axis=1)
-
-
 def sample_query_positions(
     stacks: Sequence[TileStack], size: int, n: int, rng: np.random.Generator, min_valid: float
 ) -> pd.DataFrame:
@@ -170,10 +160,7 @@ def sample_query_positions(
     spans = np.array([(s.shape[0] - size + 1) * (s.shape[1] - size + 1) for s in stacks], float)
     if (spans <= 0).any():
         raise ValueError(f"patch size {size} px exceeds a tile of {[s.shape for s in stacks]}")
-    # Integral images give each candidate's valid fraction in O(1).
-    integrals = [
-        np.pad(s.valid.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0))) for s in stacks
-    ]
+    tables = [summed_area_table(s.valid) for s in stacks]  # each candidate's fraction in O(1)
     found: list[pd.DataFrame] = []
     total = 0
     for _ in range(100):
@@ -184,10 +171,10 @@ def sample_query_positions(
         rows = (rng.random(m) * (h - size + 1)).astype(np.int64)
         cols = (rng.random(m) * (w - size + 1)).astype(np.int64)
         frac = np.empty(m)
-        for i, (t, r, c) in enumerate(zip(tiles, rows, cols, strict=True)):
-            ii = integrals[t]
-            frac[i] = ii[r + size, c + size] - ii[r, c + size] - ii[r + size, c] + ii[r, c]
-        keep = frac / size**2 >= min_valid
+        for t in np.unique(tiles):
+            at = tiles == t
+            frac[at] = window_fraction(tables[t], rows[at], cols[at], size)
+        keep = frac >= min_valid
         found.append(pd.DataFrame({"tile_pos": tiles, "row": rows, "col": cols})[keep])
         total += int(keep.sum())
         if total >= n:
@@ -256,10 +243,11 @@ def localisation_protocol(
     kw: dict[str, Any] = {"stats": stats, "batch_size": batch_size, "device": device}
     gallery: dict[str, list[np.ndarray]] = {"rgb": [], "elevation": [], "xy": []}
     for stack in stacks:
-        rows, cols = grid_positions(stack, patch_size_px, stride_px)
+        rows, cols = window_grid(stack.shape, patch_size_px, stride_px)
         for mod, e in _embed_both(model, stack, rows, cols, patch_size_px, **kw).items():
             gallery[mod].append(e)
-        gallery["xy"].append(patch_centres(stack, rows, cols, patch_size_px))
+        xy = window_centres(stack.transform, rows, cols, patch_size_px)
+        gallery["xy"].append(np.column_stack(xy))
     pos = sample_query_positions(
         stacks, patch_size_px, n_queries, np.random.default_rng(seed), min_valid_fraction
     )
@@ -271,7 +259,7 @@ def localisation_protocol(
         rows, cols = all_rows[at], all_cols[at]
         for mod, e in _embed_both(model, stack, rows, cols, patch_size_px, **kw).items():
             queries.setdefault(mod, np.empty((len(pos), e.shape[1]), np.float32))[at] = e
-        q_xy[at] = patch_centres(stack, rows, cols, patch_size_px)
+        q_xy[at] = np.column_stack(window_centres(stack.transform, rows, cols, patch_size_px))
     g_xy = np.concatenate(gallery["xy"])
     out = {}
     for d in DIRECTIONS:

@@ -2,14 +2,13 @@
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
 
 from croco_pipeline.errors import CrocoConfigError
 from croco_pipeline.model.queue import EmbeddingQueue
+from fixtures_train import TinyPair, fresh_tiny_pair, tiny_scene
 
 
 def _batch(start: int, n: int, dim: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
@@ -92,44 +91,6 @@ def test_unit_rows_equal_normalised_input() -> None:
 
 # --- the queue inside the trainer: checkpointed, restored exactly, and really used ------------
 
-SIDE, PATCH = 32, 8
-
-
-class _TinyPair(torch.nn.Module):
-    """Two small conv branches with batch norm, standing in for the ResNet18s."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.rgb, self.elev = self._branch(3), self._branch(1)
-
-    @staticmethod
-    def _branch(c: int) -> torch.nn.Sequential:
-        return torch.nn.Sequential(
-            torch.nn.Conv2d(c, 8, 3, stride=2), torch.nn.BatchNorm2d(8), torch.nn.ReLU(),
-            torch.nn.AdaptiveAvgPool2d(2), torch.nn.Flatten(), torch.nn.Linear(32, 16),
-        )  # fmt: skip
-
-    def forward(self, rgb: torch.Tensor, elev: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return F.normalize(self.rgb(rgb), dim=1), F.normalize(self.elev(elev), dim=1)
-
-
-def _fresh() -> _TinyPair:
-    torch.manual_seed(0)
-    return _TinyPair()
-
-
-def _scene():
-    from fixtures_geo import make_stack, patch_grid
-
-    stacks = []
-    for i in range(2):
-        pattern = np.random.default_rng(i).integers(0, 256, (SIDE, SIDE), dtype=np.uint8)
-        stack = make_stack(f"t{i}", (SIDE, SIDE), elevation=pattern[None].astype(np.float32))
-        stack.rgb = np.stack([pattern] * 3)
-        stacks.append(stack)
-    index = pd.concat([patch_grid(s, PATCH, 4, split="train") for s in stacks], ignore_index=True)
-    return stacks, index
-
 
 class _Interrupted(Exception):
     """Stands in for a crash after the first epoch's checkpoint."""
@@ -143,12 +104,12 @@ def _train(tmp: Path | None, on_epoch_end=None, **kw):
     from croco_pipeline.data.stack import NormalisationStats
     from croco_pipeline.model.trainer import TrainConfig, train
 
-    stacks, index = _scene()
+    stacks, index = tiny_scene()
     params = {"epochs": 2, "batch_size": 8, "steps_per_epoch": 3, "optimizer": "adam", "lr": 1e-2,
               "device": "cpu", "progress": False, "seed": 3, "loss": "info_nce",
               "sampling": "random", "checkpoint_dir": str(tmp) if tmp else None, **kw}  # fmt: skip
     stats = NormalisationStats("global_minmax", 0.0, 255.0, 50.0)
-    return train(_fresh() if not kw.get("resume") else _TinyPair(), stacks, index, stats,
+    return train(fresh_tiny_pair() if not kw.get("resume") else TinyPair(), stacks, index, stats,
                  TrainConfig.from_params(params), on_epoch_end=on_epoch_end)  # fmt: skip
 
 
@@ -190,7 +151,7 @@ def test_init_from_starts_from_saved_weights(tmp_path: Path) -> None:
     torch.save({"config": {}, "state_dict": first.last_state}, tmp_path / "model.pt")
     from croco_pipeline.model.trainer import load_initial_weights
 
-    model = _TinyPair()
+    model = TinyPair()
     load_initial_weights(model, str(tmp_path / "model.pt"))
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in first.last_state.items())
     load_initial_weights(model, str(tmp_path / "a" / "last.pt"))  # a checkpoint works too
@@ -202,7 +163,7 @@ def test_init_from_starts_from_saved_weights(tmp_path: Path) -> None:
     # another channel count: the elevation stem keeps its own weights, the rest is loaded
     other = dict(first.last_state, **{"elev.0.weight": torch.ones(8, 3, 3, 3)})
     torch.save({"state_dict": other}, tmp_path / "three_channels.pt")
-    fresh = _TinyPair()
+    fresh = TinyPair()
     stem = fresh.state_dict()["elev.0.weight"].clone()
     load_initial_weights(fresh, str(tmp_path / "three_channels.pt"))
     assert torch.equal(fresh.state_dict()["elev.0.weight"], stem)

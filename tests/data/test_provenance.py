@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from croco_pipeline.data.datasets import SceneSource
 from croco_pipeline.data.provenance import REBUILD_INGEST, check_ingested, ingest_manifest
+from croco_pipeline.data.source import SceneSource
 from croco_pipeline.errors import CrocoInputError
 
 PAIR = SceneSource("raster_pair", rgb=Path("/x/ortho.tif"), elevation={"dsm": Path("/x/dsm.tif")})

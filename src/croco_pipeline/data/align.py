@@ -80,14 +80,16 @@ def resample_to(src: GeoRaster, grid: TargetGrid, resampling: Resampling) -> np.
     if offset is not None:
         r, c = offset
         return src.data[:, r : r + grid.shape[0], c : c + grid.shape[1]].astype(np.float32)
-    data = src.data.astype(np.float32)
+    # integer data (RGB) warps as is: no float copy of the source, and it cannot hold NaN
+    is_float = np.issubdtype(src.data.dtype, np.floating)
+    data = src.data.astype(np.float32, copy=False) if is_float else src.data
     out = np.full((data.shape[0], *grid.shape), np.nan, dtype=np.float32)
     reproject(
         data,
         out,
         src_transform=src.transform,
         src_crs=src.crs,
-        src_nodata=np.nan,
+        src_nodata=np.nan if is_float else None,
         dst_transform=grid.transform,
         dst_crs=grid.crs,
         dst_nodata=np.nan,
@@ -105,8 +107,34 @@ def fill_nearest(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """
     if valid.all():
         return values
-    _, (ri, ci) = distance_transform_edt(~valid, return_indices=True)
+    # indices only: the float64 distance map would double the memory for nothing
+    ri, ci = distance_transform_edt(~valid, return_distances=False, return_indices=True)
     return values[..., ri, ci]
+
+
+def resample_rgb(
+    rgb: GeoRaster, grid: TargetGrid, resampling: Resampling
+) -> tuple[np.ndarray, np.ndarray]:
+    """RGB on ``grid`` as uint8 (3, rows, cols), cells it does not cover filled from the nearest one.
+
+    One band at a time, so a large scene never holds the whole RGB as float32.
+
+    Returns:
+        (rgb uint8 (3, rows, cols), covered bool (rows, cols): False where any band had no data).
+
+    Raises:
+        CrocoInputError: the RGB covers no cell of the grid.
+    """
+    out = np.zeros((rgb.data.shape[0], *grid.shape), dtype=np.uint8)
+    covered = np.ones(grid.shape, dtype=bool)
+    for b in range(rgb.data.shape[0]):
+        band = GeoRaster(rgb.data[b : b + 1], rgb.crs, rgb.transform)
+        values = resample_to(band, grid, resampling)[0]
+        covered &= np.isfinite(values)
+        out[b] = np.clip(np.rint(np.nan_to_num(values)), 0, 255)
+    if not covered.any():
+        raise CrocoInputError("the RGB raster covers no cell of the target grid")
+    return fill_nearest(out, covered), covered
 
 
 def align_scene(
@@ -144,13 +172,12 @@ def align_scene(
     # average when the RGB is finer than the target (anti-aliasing), bilinear otherwise
     rgb_m = rgb.gsd * _units(rgb.crs)
     rgb_mode = Resampling.average if rgb_m < gsd * 0.999 else Resampling.bilinear
-    rgb_f = resample_to(rgb, target, rgb_mode)
-    covered = np.isfinite(rgb_f).all(axis=0)
-    if not covered.any():
-        raise CrocoInputError(f"scene {name}: the RGB raster covers no cell of the target grid")
+    try:
+        rgb_u8, valid = resample_rgb(rgb, target, rgb_mode)
+    except CrocoInputError as exc:
+        raise CrocoInputError(f"scene {name}: {exc}") from exc
 
     heights = np.empty((len(channels), *target.shape), dtype=np.float32)
-    valid = covered.copy()
     for i, channel in enumerate(channels):
         band = resample_to(rasters[channel], target, Resampling.bilinear)[0]
         ok = np.isfinite(band)
@@ -160,7 +187,6 @@ def align_scene(
             )
         heights[i] = fill_nearest(band, ok)
         valid &= ok
-    rgb_u8 = np.clip(np.rint(fill_nearest(np.nan_to_num(rgb_f), covered)), 0, 255).astype(np.uint8)
     return TileStack(
         name=name,
         rgb=rgb_u8,

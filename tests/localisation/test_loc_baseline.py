@@ -90,3 +90,33 @@ def test_locate_whole_scan_reports_the_footprint_centre_on_the_map() -> None:
     )
     assert fix.score == pytest.approx(1.0, abs=1e-9)
     assert fix.second < 0.9
+
+
+def test_folder_baseline_whole_scan_and_tiled_find_scans_and_tracks(
+    tmp_path, oracle_map, heights
+) -> None:
+    from conftest import STATS, cloud_points, write_las
+
+    from croco_pipeline.localisation.baseline import localise_folder_baseline, prepare_baselines
+    from croco_pipeline.localisation.params import LocalizeParams
+
+    lmap, source = oracle_map
+    x, y, z = cloud_points(heights, slice(61, 101), slice(101, 141))
+    write_las(tmp_path / "scan.laz", x, y, z)
+    (tmp_path / "drive").mkdir()
+    truths = {}
+    for i, cols in enumerate((slice(20, 44), slice(40, 64))):
+        tx, ty, tz = cloud_points(heights, slice(30, 54), cols, seed=i)
+        write_las(tmp_path / "drive" / f"s{i}.laz", tx, ty, tz)
+        truths[f"s{i}"] = ((tx.min() + tx.max()) / 2, (ty.min() + ty.max()) / 2)
+    truths["scan"] = ((x.min() + x.max()) / 2, (y.min() + y.max()) / 2)
+    maps = prepare_baselines(source, lmap.metadata, whole=True, tiled=True)
+    params = LocalizeParams.from_params({"displace_km": 25.0, "truth": "coords"})
+    out = localise_folder_baseline(maps, tmp_path, params, STATS)
+    assert set(out) == {"whole_scan", "tiled"}
+    for rows in out.values():
+        assert sorted(r["query"] for r in rows) == ["s0", "s1", "scan"]
+        for r in rows:
+            assert r["status"] == "ok"
+            assert (r["truth_x"], r["truth_y"]) == pytest.approx(truths[r["query"]])
+            assert np.hypot(r["x"] - r["truth_x"], r["y"] - r["truth_y"]) < 0.6

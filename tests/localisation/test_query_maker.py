@@ -26,6 +26,7 @@ from croco_pipeline.localisation.query_maker import (
     make_query_scans,
     open_source,
     plan_queries,
+    restrict,
     split_boxes,
 )
 from croco_pipeline.localisation.query_params import MakeQueriesParams
@@ -171,6 +172,7 @@ def test_area_restriction_and_split_boxes(tiles: Path) -> None:
     plan = plan_queries(coverage, Area(boxes, triangle), 5, {}, rules, seed=0)
     for s in plan:  # the north-east corner of each scan lies below the triangle's hypotenuse
         assert (s.center_x + 20 - LEFT) / 200 + (s.center_y + 20 - BOTTOM) / 300 <= 1
+    assert [f.path.name for f in restrict(source, boxes).files] == ["west.las"]
     with pytest.raises(CrocoInputError, match="no tile or block of split"):
         split_boxes({"a": "train"}, {"a": west}, ["test"])
 

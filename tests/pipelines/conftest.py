@@ -39,6 +39,7 @@ TINY_PARAMS: dict[str, Any] = {
         "model": {"embedding_dim": 32},
     },
     "evaluate": {"strides_m": [8], "n_queries": 20, "batch_size": 64},
+    "make_queries": {"size_m": 24, "n_single": 6, "tracks": {2: 2, 4: 1, 8: 0}, "min_points": 200},
 }
 
 

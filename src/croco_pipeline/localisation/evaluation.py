@@ -202,7 +202,7 @@ def error_cdf_figure(tables: Mapping[str, pd.DataFrame], max_m: float = 64.0) ->
             e = np.sort(err[(kinds == kind) & ~np.isnan(err)])
             if len(e) == 0:
                 continue
-            ax.step(e.clip(max=max_m * 2), np.arange(1, len(e) + 1) / len(e), where="post",
+            ax.step(np.r_[1e-3, e.clip(max=max_m * 2)], np.arange(len(e) + 1) / len(e), where="post",
                     ls=styles.get(method, ":"), color=f"C{i}", label=f"{method} {kind} (n={len(e)})")  # fmt: skip
     for t in THRESHOLDS_M:
         ax.axvline(t, color="grey", lw=0.5)
@@ -216,25 +216,80 @@ def error_cdf_figure(tables: Mapping[str, pd.DataFrame], max_m: float = 64.0) ->
 
 
 def error_map_figure(
-    image: np.ndarray, transform: Affine, table: pd.DataFrame, title: str
+    image: np.ndarray, transform: Affine, tables: Mapping[str, pd.DataFrame]
 ) -> Figure:
-    """Estimated vs true positions on the ortho (h, w, 3), estimates coloured by error (m)."""
-    fig = _figure(8, 8 * image.shape[0] / max(image.shape[1], 1) + 0.8)
-    ax = fig.add_subplot()
+    """Estimated vs true positions on the ortho (h, w, 3), one panel per method, coloured by error."""
+    n = max(len(tables), 1)
+    aspect = image.shape[0] / max(image.shape[1], 1)
+    fig = _figure(7 * n, 7 * aspect + 0.8)
     left, top = transform.c, transform.f
     extent = (left, left + transform.a * image.shape[1], top + transform.e * image.shape[0], top)
-    ax.imshow(image, extent=extent)
-    err = errors_m(table)
-    known = np.isfinite(err)
-    t = table[known]
-    for _, r in t.iterrows():
-        ax.plot([r["truth_x"], r["x"]], [r["truth_y"], r["y"]], color="white", lw=0.6)
-    ax.scatter(t["truth_x"], t["truth_y"], s=12, marker="x", color="white", label="truth")
-    sc = ax.scatter(t["x"], t["y"], c=np.minimum(err[known], 64), cmap="RdYlGn_r", vmin=0, vmax=32,
-                    s=18, edgecolors="black", linewidths=0.3, label="estimate")  # fmt: skip
-    fig.colorbar(sc, ax=ax, label="error (m, clipped at 32)", shrink=0.7)
-    ax.set_xlim(extent[0], extent[1])
-    ax.set_ylim(extent[2], extent[3])
-    ax.legend(loc="lower right", fontsize=7)
-    ax.set_title(f"{title}: {int(known.sum())} scans with truth")
+    for i, (name, table) in enumerate(tables.items()):
+        ax = fig.add_subplot(1, n, i + 1)
+        ax.imshow(image, extent=extent)
+        err = errors_m(table)
+        known = np.isfinite(err)
+        t = table[known]
+        for _, r in t.iterrows():
+            ax.plot([r["truth_x"], r["x"]], [r["truth_y"], r["y"]], color="white", lw=0.6)
+        ax.scatter(t["truth_x"], t["truth_y"], s=12, marker="x", color="white", label="truth")
+        sc = ax.scatter(t["x"], t["y"], c=err[known], cmap="RdYlGn_r", vmin=0, vmax=32, s=18,
+                        edgecolors="black", linewidths=0.3, label="estimate")  # fmt: skip
+        ax.set_xlim(extent[0], extent[1])
+        ax.set_ylim(extent[2], extent[3])
+        ax.legend(loc="lower right", fontsize=7)
+        within = float(np.mean(err[~np.isnan(err)] <= 8)) if (~np.isnan(err)).any() else 0.0
+        ax.set_title(f"{name}: {int(known.sum())} scans, {100 * within:.0f} % within 8 m")
+    if tables:
+        fig.colorbar(sc, ax=fig.axes, label="error (m, clipped at 32)", shrink=0.7)
     return fig
+
+
+def row_splits(
+    table: pd.DataFrame, tile_splits: Mapping[str, str], bounds: Mapping[str, Bounds]
+) -> np.ndarray:
+    """The split of each row's true position (``none`` without truth or between blocks)."""
+    if "truth_x" not in table:
+        return np.full(len(table), "none", dtype=object)
+    x = table["truth_x"].to_numpy(float)
+    y = table["truth_y"].to_numpy(float)
+    return split_of(
+        np.nan_to_num(x, nan=-np.inf), np.nan_to_num(y, nan=-np.inf), tile_splits, bounds
+    )
+
+
+def better_baseline(metrics: Mapping[str, Any], names: list[str], split: str | None = None) -> str:
+    """The baseline variant with the larger share of single scans within 8 m (on ``split`` if given
+    and present, so a choice made on validation queries does not peek at the test ones)."""
+
+    def score(name: str) -> float:
+        block = metrics[name]
+        if split is not None and split in metrics.get("by_split", {}).get(name, {}):
+            block = metrics["by_split"][name][split]
+        return block["single"]["within_8m"] or 0.0
+
+    return max(names, key=score)
+
+
+def confidence_report(
+    table: pd.DataFrame,
+    splits: np.ndarray,
+    wrong_m: float = WRONG_M,
+    flag: float = 0.9,
+    keep: float = 0.9,
+) -> dict[str, Any]:
+    """Threshold chosen on validation rows (all rows if none), and its rates on test rows."""
+    err = errors_m(table)
+    known = ~np.isnan(err) & table["confidence"].notna().to_numpy()
+    conf = table["confidence"].to_numpy(float)
+    correct = err <= wrong_m
+    chosen_on = "val" if (known & (splits == "val")).any() else "all"
+    pick = known & (splits == "val") if chosen_on == "val" else known
+    if not pick.any():
+        return {"chosen_on": None, "threshold": None}
+    out = confidence_threshold(conf[pick], correct[pick], flag, keep)
+    out["chosen_on"] = chosen_on
+    test = known & (splits == "test")
+    if test.any():
+        out["test"] = threshold_rates(conf[test], correct[test], out["threshold"])
+    return out

@@ -10,14 +10,16 @@ records and carry its CRS; their true centres go to the truth index only (``inde
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import laspy
 import numpy as np
 from matplotlib.path import Path as PolygonPath
 from pyproj import CRS
+from rasterio.transform import array_bounds
 
 from croco_pipeline.errors import CrocoInputError, bad_param
 
@@ -392,3 +394,24 @@ def make_query_scans(
     plan = plan_queries(coverage, area, n_single, tracks, rules, seed)
     cut = cut_scans(source, plan, coverage, max_points_in_memory)
     return ((scan.file, las, truth_entry(scan, las, source.crs)) for scan, las in cut)
+
+
+def restrict(source: CloudSource, boxes: tuple[Bounds, ...]) -> CloudSource:
+    """The source without the files that meet none of ``boxes`` (they would only be read for nothing).
+
+    Raises:
+        CrocoInputError: no file meets the boxes.
+    """
+    files = tuple(f for f in source.files if any(_overlaps(f.bounds, b) for b in boxes))
+    if not files:
+        raise CrocoInputError(f"no point-cloud file of the source meets the allowed area {boxes}")
+    return CloudSource(files, source.crs)
+
+
+def stack_bounds(stacks: Iterable[Any]) -> dict[str, Bounds]:
+    """(left, bottom, right, top) of each aligned tile stack or block, by name (its own CRS)."""
+    out = {}
+    for s in stacks:
+        west, south, east, north = array_bounds(*s.shape, s.transform)
+        out[s.name] = (west, south, east, north)
+    return out

@@ -1,4 +1,4 @@
-"""Checked parameters of the ``make_queries`` pipeline (unknown keys refused, errors name the key)."""
+"""Checked parameters of the ``make_queries`` and ``localize_eval`` pipelines (unknown keys refused)."""
 
 from __future__ import annotations
 
@@ -32,3 +32,16 @@ class MakeQueriesParams(StrictParams):
     polygon: list[tuple[float, float]] | None = Field(None, description="scan corners inside it")
     assume_crs: str | None = Field(None, description="CRS of a source without one")
     max_points_in_memory: int = Field(4_000_000, ge=100_000)
+
+
+class LocalizeEvalParams(StrictParams):
+    """``localize_eval``: scoring localisations against truth, beside the classical baseline."""
+
+    section = "localize_eval"
+
+    wrong_m: float = Field(8.0, gt=0, description="a fix further than this is wrong (confidence)")
+    flag_target: float = Field(0.9, ge=0, le=1, description="share of wrong fixes to flag")
+    keep_target: float = Field(0.9, ge=0, le=1, description="share of right fixes to keep")
+    baseline_whole_scan: bool = True
+    baseline_tiled: bool = True
+    baseline_min_overlap: float = Field(0.5, ge=0, le=1)

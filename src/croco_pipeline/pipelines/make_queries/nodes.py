@@ -5,8 +5,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rasterio.transform import array_bounds
-
 from croco_pipeline.data.stack import TileStack
 from croco_pipeline.localisation.query_datasets import QuerySet
 from croco_pipeline.localisation.query_maker import (
@@ -14,7 +12,9 @@ from croco_pipeline.localisation.query_maker import (
     ScanRules,
     make_query_scans,
     open_source,
+    restrict,
     split_boxes,
+    stack_bounds,
 )
 from croco_pipeline.localisation.query_params import MakeQueriesParams
 from croco_pipeline.pipelines.utils import materialise
@@ -35,8 +35,9 @@ def make_queries(
         boxes: tuple = (source.bounds,)
     else:
         stacks = materialise(aligned_stacks).values()
-        bounds = {s.name: _bounds(s) for s in stacks}
+        bounds = stack_bounds(stacks)
         boxes = split_boxes(tile_splits, bounds, list(p.splits))
+        source = restrict(source, boxes)
     rules = ScanRules(p.size_m, p.min_points, p.min_coverage, p.step_m, p.max_turn_deg)
     area = Area(boxes, tuple(p.polygon) if p.polygon else None)
     scans = make_query_scans(
@@ -47,8 +48,3 @@ def make_queries(
     log.info("make_queries: %d single scans and %d tracks planned", p.n_single, n_tracks)
     provenance = {"source": str(query_lidar_source), "params": p.model_dump(mode="json")}
     return QuerySet(scans, provenance)
-
-
-def _bounds(stack: TileStack) -> tuple[float, float, float, float]:
-    west, south, east, north = array_bounds(*stack.shape, stack.transform)
-    return (west, south, east, north)

@@ -27,6 +27,8 @@ def _cut_grid(project: Path) -> None:
     ablation = conf["ablation"]
     ablation["configurations"] = {k: ablation["configurations"][k] for k in KEEP_CONFIGS}
     ablation["studies"] = {k: ablation["studies"][k] for k in KEEP_STUDIES}
+    for profile in ablation["profiles"].values():  # exclusions must name kept configurations
+        profile["exclude"] = [c for c in profile.get("exclude") or [] if c in KEEP_CONFIGS]
     path.write_text(yaml.safe_dump(conf, sort_keys=False))
 
 

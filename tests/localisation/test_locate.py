@@ -26,6 +26,7 @@ def test_vote_picks_the_true_offset_when_one_tile_is_wrong() -> None:
     grid = vote(rows, cols, scores, rc, (30, 30), 4, (12, 12))
     (a, b, mass), *_ = grid.peaks(3, 2)
     assert (a, b) == tuple(truth)
+    assert grid.agreeing_share(a, b) == pytest.approx(8 / 9)  # all tiles but the wrong one
     # a slow reference: the support at the truth is every tile's right candidate (0.8 each) plus any
     # wrong candidate that happens to land in its 3 x 3 neighbourhood
     implied = rc - (np.stack([rows, cols], 1) // 4)[:, None]

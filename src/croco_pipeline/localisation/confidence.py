@@ -1,7 +1,7 @@
 """Confidence of a fix: raw features from the vote and the refinement, and a calibrated mapping.
 
 Features (all roughly in [0, 1]): ``peak_margin`` = 1 - second peak / first peak (a unique answer),
-``vote_share`` = first peak / the mass of every tile agreeing (how many tiles agree),
+``vote_share`` = share of query tiles whose best candidate votes within one cell of the winner,
 ``refine_score`` = the refinement's best correlation. ``confidence`` maps them through a logistic
 function whose coefficients ``fit_confidence`` learns on validation fixes known right or wrong.
 """
@@ -17,12 +17,12 @@ FEATURES = ("peak_margin", "vote_share", "refine_score")
 
 
 def confidence_features(
-    first: float, second: float, tile_mass: float, refine_score: float
+    first: float, second: float, agreeing_share: float, refine_score: float
 ) -> dict[str, float]:
     """The raw features of one fix (see the module docstring)."""
     return {
         "peak_margin": 1.0 - (second / first if first > 0 else 1.0),
-        "vote_share": min(1.0, first / tile_mass) if tile_mass > 0 else 0.0,
+        "vote_share": float(agreeing_share),
         "refine_score": float(refine_score) if math.isfinite(refine_score) else 0.0,
     }
 

@@ -1,4 +1,5 @@
-"""Kedro datasets of the localisation pipelines: the map folder, the query folder and the ortho.
+"""Kedro datasets of the localisation pipelines: the map folder and the optional ortho GeoTIFF
+(the query folder is ``query_datasets.QueryFolderDataset``).
 
 The map folder (``index.faiss``, ``centres.parquet``, ``metadata.json``) is written whole into a
 temporary sibling folder and renamed into place, so a failed save never leaves a half map.
@@ -90,35 +91,11 @@ class LocalisationMapDataset(AbstractDataset[LocalisationMap, LocalisationMap]):
         return {"path": str(self._path)}
 
 
-class FolderDataset(AbstractDataset[None, Path]):
-    """A folder (the LiDAR queries) handed to a node as a ``Path``; read-only."""
-
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
-        self.metadata = metadata
-
-    def load(self) -> Path:
-        if not self._path.is_dir():
-            raise CrocoInputError(
-                f"query folder not found: {self._path} (set it with --params localize.queries=<folder>)"
-            )
-        return self._path
-
-    def save(self, data: None) -> None:
-        raise DatasetError(f"{self._path} is a read-only input folder")
-
-    def _exists(self) -> bool:
-        return self._path.is_dir()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
-
-
 class OptionalRasterDataset(AbstractDataset[None, Path | None]):
     """An optional raster path (the map's ortho GeoTIFF): ``None`` when ``filepath`` is empty."""
 
     def __init__(self, filepath: str | None = None, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(filepath) if filepath else None
+        self._path = Path(filepath) if filepath else None  # YAML null (kedro makes "" the project)
         self.metadata = metadata
 
     def load(self) -> Path | None:

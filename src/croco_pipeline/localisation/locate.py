@@ -122,7 +122,7 @@ def locate(
     t = Affine(*meta["grid_transform"])
     x, y = t * (b * s + dc, a * s + dr)
     feats = confidence_features(
-        mass, peaks[1][2] if len(peaks) > 1 else 0.0, grid.tile_mass, refine_score
+        mass, peaks[1][2] if len(peaks) > 1 else 0.0, grid.agreeing_share(a, b), refine_score
     )
     conf = confidence(feats, params.confidence.bias, params.confidence.weights)
     cands = [(*(t * (pb * s, pa * s)), m) for pa, pb, m in peaks]

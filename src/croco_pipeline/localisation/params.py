@@ -48,9 +48,9 @@ class ConfidenceParams(StrictParams):
 
     section = "localize.confidence"
 
-    bias: float = -2.0
+    bias: float = -3.0
     weights: dict[str, float] = Field(
-        default_factory=lambda: {"peak_margin": 6.0, "vote_share": 4.0, "refine_score": 2.0}
+        default_factory=lambda: {"peak_margin": 3.0, "vote_share": 6.0, "refine_score": 0.0}
     )
 
 

@@ -26,12 +26,17 @@ class VoteGrid:
 
     votes: np.ndarray
     pad: int
-    tile_mass: float  # sum over tiles of their best candidate's weight: a full agreement's mass
+    best_cells: np.ndarray  # (T, 2) padded cell each tile's best candidate votes for
 
     def support(self) -> np.ndarray:
         """Votes summed over each cell's 3 x 3 neighbourhood: a query half a stride off the lattice
         splits its votes between neighbouring cells, which this gathers again."""
         return uniform_filter(self.votes, size=3, mode="constant") * 9.0
+
+    def agreeing_share(self, row: int, col: int) -> float:
+        """Share of tiles whose best candidate votes within one cell of lattice (row, col)."""
+        d = np.abs(self.best_cells - (np.array([row, col]) + self.pad)).max(axis=1)
+        return float(np.mean(d <= 1)) if len(d) else 0.0
 
     def peaks(self, n: int, radius: int) -> list[tuple[int, int, float]]:
         """Up to ``n`` (lattice row, lattice col, support), best first, ``radius`` cells apart.
@@ -105,5 +110,6 @@ def vote(
     votes = np.bincount(
         (a[ok] * shape[1] + b[ok]).astype(np.int64), weight[ok], minlength=shape[0] * shape[1]
     ).reshape(shape)
-    best = np.where(ok, weight, 0.0).max(axis=1) if weight.size else np.zeros(0)
-    return VoteGrid(votes, pad, float(best.sum()))
+    top = np.argmax(weight, axis=1)[:, None]  # each tile's best candidate (search returns it first)
+    best = np.stack([np.take_along_axis(a, top, 1)[:, 0], np.take_along_axis(b, top, 1)[:, 0]], 1)
+    return VoteGrid(votes, pad, best)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal, get_args
+from typing import Annotated, ClassVar, Literal, get_args
 
 from pydantic import Field
 
@@ -25,6 +25,21 @@ class BlockSplit(StrictParams):
     seed: int = Field(ge=0)
 
 
+def _default_split_minimums() -> dict[Split, int]:
+    return {"train": 8, "val": 2, "test": 2}
+
+
+class Coverage(StrictParams):
+    """Sparse scenes: when a tile or block is dropped, and how many patches each split needs."""
+
+    section: ClassVar[str] = "preprocess.coverage"
+
+    min_patches_per_tile: int = Field(default=1, ge=1)  # usable non-overlapping patches
+    min_patches_per_split: dict[Split, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=_default_split_minimums
+    )
+
+
 class PreprocessConfig(StrictParams):
     """``preprocess.*``: the working grid, elevation channels, normalisation, patches and splits."""
 
@@ -40,3 +55,4 @@ class PreprocessConfig(StrictParams):
     max_nodata_fraction: float = Field(ge=0.0, le=1.0)
     split: dict[str, Split] | None = None  # DFC2018: None = the documented 8/2/4 split
     blocks: BlockSplit | None = None  # required for a single user scene
+    coverage: Coverage = Field(default_factory=Coverage)

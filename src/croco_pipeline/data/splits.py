@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 
 import numpy as np
 from affine import Affine
@@ -54,12 +55,31 @@ def _split_counts(n: int, fractions: dict[str, float]) -> dict[str, int]:
     return counts
 
 
+def _cut_blocks(stack: TileStack, block_px: int, buffer_px: int) -> list[TileStack]:
+    """Every block of the grid, row-major, as views of ``stack`` named ``block_r<row>_c<col>``."""
+    blocks = []
+    for r, (r0, r1) in enumerate(_block_edges(stack.shape[0], block_px, buffer_px)):
+        for c, (c0, c1) in enumerate(_block_edges(stack.shape[1], block_px, buffer_px)):
+            blocks.append(
+                dataclasses.replace(
+                    stack,
+                    name=f"block_r{r}_c{c}",
+                    rgb=stack.rgb[:, r0:r1, c0:c1],
+                    elevation=stack.elevation[:, r0:r1, c0:c1],
+                    valid=stack.valid[r0:r1, c0:c1],
+                    transform=stack.transform * Affine.translation(c0, r0),
+                )
+            )
+    return blocks
+
+
 def split_into_blocks(
     stack: TileStack,
     block_size_m: float,
     buffer_m: float,
     fractions: dict[str, float],
     seed: int = 0,
+    keep: Callable[[list[TileStack]], list[TileStack]] | None = None,
 ) -> list[TileStack]:
     """Cut one scene into square-ish blocks separated by buffer strips and assign them to splits.
 
@@ -69,6 +89,9 @@ def split_into_blocks(
         buffer_m: width of the strips dropped between blocks; use at least the patch size.
         fractions: share of blocks per split, e.g. {"train": 0.6, "val": 0.2, "test": 0.2}.
         seed: the shuffle seed; the same inputs always give the same assignment.
+        keep: filters the blocks before assignment (e.g. ``coverage.drop_sparse``), so the
+            fractions apply to the blocks that are used; without it, blocks with no valid pixel
+            are left out silently.
 
     Returns:
         Blocks named ``block_r<row>_c<col>``, in row-major order; blocks with no valid pixel are dropped.
@@ -84,23 +107,9 @@ def split_into_blocks(
         raise bad_param("preprocess.split_fractions", fractions, "shares summing to 1")
     block_px = metres_to_pixels(block_size_m, stack.gsd, "preprocess.block_size_m")
     buffer_px = 0 if buffer_m == 0 else metres_to_pixels(buffer_m, stack.gsd, "preprocess.buffer_m")
-    rows = _block_edges(stack.shape[0], block_px, buffer_px)
-    cols = _block_edges(stack.shape[1], block_px, buffer_px)
-    blocks = []
-    for r, (r0, r1) in enumerate(rows):
-        for c, (c0, c1) in enumerate(cols):
-            if not stack.valid[r0:r1, c0:c1].any():
-                continue  # outside the data footprint (e.g. a rotated scene's corner)
-            blocks.append(
-                dataclasses.replace(
-                    stack,
-                    name=f"block_r{r}_c{c}",
-                    rgb=stack.rgb[:, r0:r1, c0:c1],
-                    elevation=stack.elevation[:, r0:r1, c0:c1],
-                    valid=stack.valid[r0:r1, c0:c1],
-                    transform=stack.transform * Affine.translation(c0, r0),
-                )
-            )
+    blocks = _cut_blocks(stack, block_px, buffer_px)
+    # without a filter, blocks outside the data footprint (a rotated scene's corner) go silently
+    blocks = keep(blocks) if keep is not None else [b for b in blocks if b.valid.any()]
     n_needed = sum(1 for v in fractions.values() if v > 0)
     if len(blocks) < n_needed:
         raise CrocoConfigError(

@@ -30,12 +30,16 @@ from croco_pipeline.pipelines.utils import materialise
 
 log = logging.getLogger(__name__)
 
+#: what metrics.json repeats from the preprocess report
+COVERAGE_KEYS = ("dropped_tiles", "dropped", "kept_tiles", "usable_patches")
+
 
 def evaluate_model(
     croco_model: dict[str, Any],
     aligned_stacks: dict[str, Callable[[], TileStack]],
     eval_patch_index: pd.DataFrame,
     normalisation_stats: dict[str, Any],
+    preprocess_report: dict[str, Any],
     evaluate: dict[str, Any],
 ) -> tuple[dict[str, Any], dict[str, Any], str, pd.DataFrame]:
     """Paper and localisation protocols on the test split, learned model beside the baseline.
@@ -55,6 +59,9 @@ def evaluate_model(
     # headline names: the model's elevation -> RGB figures under the paper protocol
     for k in ("top1", "top5"):
         flat[f"paper/{k}"] = {"value": metrics["model"]["paper"]["elevation_to_rgb"][k], "step": 0}
+    # sparse coverage: the tiles/blocks preprocessing dropped and the patches each split kept
+    metrics["coverage"] = {k: preprocess_report.get(k) for k in COVERAGE_KEYS}
+    flat["coverage/dropped_tiles"] = {"value": preprocess_report.get("dropped_tiles", 0), "step": 0}
     table = pd.concat([r.assign(method=name) for name, r in records.items()], ignore_index=True)
     report = markdown_report(metrics)
     log.info("evaluate:\n%s", report)

@@ -15,6 +15,7 @@ def create_pipeline(**kwargs: object) -> Pipeline:
                     "aligned_stacks",
                     "eval_patch_index",
                     "normalisation_stats",
+                    "preprocess_report",
                     "params:evaluate",
                 ],
                 outputs=["metrics", "evaluation_metrics", "evaluation_report", "retrieval_records"],

@@ -11,6 +11,7 @@ import pandas as pd
 
 from croco_pipeline.data import prepare
 from croco_pipeline.data.geo import GeoRaster
+from croco_pipeline.data.masks import ExclusionMask
 from croco_pipeline.data.params import PreprocessConfig
 from croco_pipeline.data.provenance import check_ingested
 from croco_pipeline.data.stack import TileStack
@@ -22,22 +23,25 @@ log = logging.getLogger(__name__)
 def align_tiles(
     ingested_rasters: dict[str, Callable[[], GeoRaster]],
     ingest_manifest: dict[str, Any],
+    exclusion_mask: ExclusionMask | None,
     preprocess: dict[str, Any],
 ) -> dict[str, TileStack]:
-    """Put each tile's RGB and elevation channels on one grid at ``preprocess.gsd``."""
+    """Put each tile's RGB and elevation channels on one grid at ``preprocess.gsd``; pixels the
+    optional ``exclusion_mask`` rules out are marked invalid."""
     config = PreprocessConfig.from_params(preprocess)
     check_ingested(ingest_manifest, ingested_rasters, config.channels)
     rasters = materialise(ingested_rasters)
-    return prepare.align_tiles(rasters, list(ingest_manifest["tiles"]), config)
+    return prepare.align_tiles(rasters, list(ingest_manifest["tiles"]), config, exclusion_mask)
 
 
 def split_tiles(
     stacks: dict[str, TileStack], ingest_manifest: dict[str, Any], preprocess: dict[str, Any]
-) -> tuple[dict[str, TileStack], dict[str, str]]:
-    """Assign train/val/test: DFC tiles by the documented (or configured) split, a user scene by blocks."""
+) -> tuple[dict[str, TileStack], dict[str, str], dict[str, Any]]:
+    """Assign train/val/test: DFC tiles by the documented (or configured) split, a user scene by
+    blocks; sparse tiles/blocks dropped and counted in the preprocess report."""
     config = PreprocessConfig.from_params(preprocess)
-    split = prepare.split_tiles(stacks, str(ingest_manifest["kind"]), config)
-    return split, {name: s.split for name, s in split.items()}
+    split, report = prepare.split_tiles(stacks, str(ingest_manifest["kind"]), config)
+    return split, {name: s.split for name, s in split.items()}, report
 
 
 def normalisation_stats(

@@ -10,14 +10,19 @@ def create_pipeline(**kwargs: object) -> Pipeline:
         [
             node(
                 align_tiles,
-                inputs=["ingested_rasters", "ingest_manifest", "params:preprocess"],
+                inputs=[
+                    "ingested_rasters",
+                    "ingest_manifest",
+                    "exclusion_mask",
+                    "params:preprocess",
+                ],
                 outputs="aligned_tiles",
                 name="align_tiles",
             ),
             node(
                 split_tiles,
                 inputs=["aligned_tiles", "ingest_manifest", "params:preprocess"],
-                outputs=["aligned_stacks", "tile_splits"],
+                outputs=["aligned_stacks", "tile_splits", "preprocess_report"],
                 name="split_tiles",
             ),
             node(

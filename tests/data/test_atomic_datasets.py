@@ -78,6 +78,20 @@ def test_text_and_figure(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fig.png", "report.md"]
 
 
+def test_a_dict_of_figures_replaces_its_folder_whole(tmp_path: Path) -> None:
+    """The ablation's plots: one folder of figures, never a mix of two saves or a partial one."""
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    dataset = AtomicMatplotlibDataset(filepath=str(tmp_path / "plots"))
+    dataset.save({"a.png": fig, "b.png": fig})
+    dataset.save({"c.png": fig})
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["c.png"]
+    with pytest.raises(DatasetError):
+        dataset.save({"d.png": fig, "e.png": "not a figure"})
+    assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == ["c.png"]
+    assert [p.name for p in tmp_path.iterdir()] == ["plots"]  # no temporary left behind
+
+
 def _partitioned(path: Path) -> CompletePartitionedDataset:
     return CompletePartitionedDataset(
         path=str(path),

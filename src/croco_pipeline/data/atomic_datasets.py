@@ -10,6 +10,8 @@ partitions after the last one is saved and refuses to load a folder without it (
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -67,7 +69,31 @@ class AtomicTextDataset(_AtomicSave, TextDataset):
 
 
 class AtomicMatplotlibDataset(_AtomicSave, MatplotlibDataset):
-    """``matplotlib.MatplotlibDataset`` with an atomic save (one figure per file)."""
+    """``matplotlib.MatplotlibDataset`` with an atomic save: one figure to a file, or a dict (or
+    list) of figures to a folder written beside the target and swapped in whole."""
+
+    def save(self, data: Any) -> None:
+        if not isinstance(data, dict | list) or self._protocol != "file":
+            super().save(data)
+            return
+        target = Path(str(self._filepath))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+        try:
+            self._filepath = PurePosixPath(tmp)
+            MatplotlibDataset.save.__wrapped__(self, data)  # type: ignore[attr-defined]
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        finally:
+            self._filepath = PurePosixPath(target)
+        old = target.with_name(f".{target.name}.old")
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+        self._invalidate_cache()
 
 
 class CompletePartitionedDataset(PartitionedDataset):

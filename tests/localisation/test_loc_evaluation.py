@@ -101,6 +101,11 @@ def test_metrics_by_split() -> None:
     assert by["test"]["single"]["n"] == 2 and by["test"]["single"]["median_error_m"] == 2.0
     assert by["train"]["single"]["within_8m"] == pytest.approx(1 / 3)
     assert by["test"]["track_2"]["n"] == 2
+    # a track cut by a block edge: each part keeps the kind of the whole track
+    labels[5] = "train"
+    by = localisation_metrics({"model": table}, {"model": labels})["by_split"]["model"]
+    assert by["train"]["track_2"]["n"] == by["test"]["track_2"]["n"] == 1
+    assert "track_1" not in by["train"]
 
 
 def test_split_of_points() -> None:

@@ -88,9 +88,15 @@ def summarise(errors: np.ndarray) -> dict[str, Any]:
     return out
 
 
-def summarise_by_kind(table: pd.DataFrame) -> dict[str, dict[str, Any]]:
-    """``summarise`` per query kind: single and track_2/4/8 always, other track lengths if present."""
-    err, kinds = errors_m(table), kind_of(table).to_numpy()
+def summarise_by_kind(
+    table: pd.DataFrame, kinds: np.ndarray | None = None
+) -> dict[str, dict[str, Any]]:
+    """``summarise`` per query kind: single and track_2/4/8 always, other track lengths if present.
+
+    ``kinds`` (default ``kind_of(table)``) lets a subset keep the kinds of its whole tracks.
+    """
+    err = errors_m(table)
+    kinds = kind_of(table).to_numpy() if kinds is None else np.asarray(kinds)
     names = list(KINDS) + sorted(set(kinds) - set(KINDS))
     return {k: summarise(err[kinds == k]) for k in names}
 
@@ -109,8 +115,9 @@ def localisation_metrics(
         by_split: dict[str, Any] = {}
         for name, table in tables.items():
             labels = np.asarray(splits[name])
+            kinds = kind_of(table).to_numpy()  # a track cut by a block edge keeps its length
             by_split[name] = {
-                s: summarise_by_kind(table[labels == s].reset_index(drop=True))
+                s: summarise_by_kind(table[labels == s].reset_index(drop=True), kinds[labels == s])
                 for s in sorted(set(labels))
             }
         out["by_split"] = by_split

@@ -16,6 +16,7 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.enums import Resampling
 from rasterio.warp import transform_bounds
+from scipy.ndimage import uniform_filter
 
 from croco_pipeline.data.align import TargetGrid, fill_nearest, resample_to
 from croco_pipeline.data.geo import GeoRaster
@@ -63,19 +64,61 @@ def snapped_grid(
 
 
 def _cells(x: np.ndarray, y: np.ndarray, grid: TargetGrid) -> np.ndarray:
-    """Flat cell index of each point (points are inside ``grid`` by construction; edges clipped)."""
+    """Flat cell index of each point (points are inside ``grid`` by construction; edges clipped).
+
+    In place where possible: at 10 M points every temporary array costs a visible share of a second.
+    """
     t = grid.transform
-    col = np.minimum(((x - t.c) / t.a).astype(np.int64), grid.shape[1] - 1)
-    row = np.minimum(((y - t.f) / t.e).astype(np.int64), grid.shape[0] - 1)
-    return np.maximum(row, 0) * grid.shape[1] + np.maximum(col, 0)
+    col = np.subtract(x, t.c)
+    col *= 1.0 / t.a
+    col = col.astype(np.int64)
+    np.clip(col, 0, grid.shape[1] - 1, out=col)
+    row = np.subtract(y, t.f)
+    row *= 1.0 / t.e
+    row = row.astype(np.int64)
+    np.clip(row, 0, grid.shape[0] - 1, out=row)
+    row *= grid.shape[1]
+    row += col
+    return row
 
 
 def highest_per_cell(x: np.ndarray, y: np.ndarray, z: np.ndarray, grid: TargetGrid) -> np.ndarray:
     """Highest z per cell of ``grid`` -> float32 (rows, cols), NaN where no point falls."""
-    flat = np.full(grid.shape[0] * grid.shape[1], -np.inf)
-    np.maximum.at(flat, _cells(x, y, grid), z)  # unbuffered max: about 0.25 s for 10 M points
+    return _highest(_cells(x, y, grid), z, grid.shape)
+
+
+def _highest(cells: np.ndarray, z: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    flat = np.full(shape[0] * shape[1], -np.inf, dtype=np.float32)
+    np.maximum.at(flat, cells, z.astype(np.float32))  # unbuffered max: ~0.25 s for 10 M points
     flat[np.isneginf(flat)] = np.nan
-    return flat.reshape(grid.shape).astype(np.float32)
+    return flat.reshape(shape)
+
+
+def fill_small_holes(values: np.ndarray, passes: int = 6) -> np.ndarray:
+    """NaN cells take the mean of their valid 3 x 3 neighbours, repeated ``passes`` times, so holes
+    up to ``passes`` cells from data are filled (cheap on large grids; no distance transform)."""
+    out = values.copy()
+    for _ in range(passes):
+        holes = np.isnan(out)
+        if not holes.any():
+            break
+        ok = (~holes).astype(np.float32)
+        total = uniform_filter(np.where(holes, 0.0, out), size=3, mode="constant")
+        count = uniform_filter(ok, size=3, mode="constant")
+        fill = holes & (count > 1e-6)
+        out[fill] = total[fill] / count[fill]
+    return out
+
+
+def _any_per_block(occupied: np.ndarray, work_shape: tuple[int, int]) -> np.ndarray:
+    """Working cells holding at least one occupied native cell (any integer factor, else nearest)."""
+    f0, f1 = occupied.shape[0] / work_shape[0], occupied.shape[1] / work_shape[1]
+    if f0.is_integer() and f1.is_integer():
+        blocks = occupied.reshape(work_shape[0], int(f0), work_shape[1], int(f1))
+        return np.asarray(blocks.any(axis=(1, 3)), dtype=bool)
+    rows = (np.arange(work_shape[0]) * f0).astype(int)
+    cols = (np.arange(work_shape[1]) * f1).astype(int)
+    return occupied[np.ix_(rows, cols)]
 
 
 def product_of(channel: str, overrides: Mapping[str, str] | None = None) -> str:
@@ -90,9 +133,10 @@ def product_of(channel: str, overrides: Mapping[str, str] | None = None) -> str:
     return str(product)
 
 
-def _select(cloud: PointCloud, product: str, channel: str) -> np.ndarray:
+def _select(cloud: PointCloud, product: str, channel: str) -> np.ndarray | None:
+    """Mask of the points a product is made from; None: all of them."""
     if product == "surface":
-        return np.ones(len(cloud), dtype=bool)
+        return None
     if cloud.classification is None:
         raise CrocoInputError(
             f"point cloud {cloud.source}: the model needs channel '{channel}' ({product}), made "
@@ -117,26 +161,33 @@ def rasterise_cloud(
 ) -> ElevationRaster:
     """Rasterise ``cloud`` (already in the map CRS) into ``channels`` on a ``gsd`` grid.
 
-    Each channel: highest point per ``native_gsd`` cell, holes filled with the nearest value, then
-    resampled to ``gsd`` as preprocessing does. Valid = working cells that hold at least one point.
+    Each channel: highest point per ``native_gsd`` cell, resampled to ``gsd`` as preprocessing
+    resamples the scene DSM (empty cells as nodata), working cells left empty filled with the nearest
+    value. Valid = working cells where the first channel has at least one point.
     """
     if not 0 < native_gsd <= gsd:
         raise bad_param("localize.native_gsd_m", native_gsd, f"in (0, working gsd {gsd}]")
     native = snapped_grid(cloud.bounds, cloud.crs, native_gsd, gsd)
     t = native.transform
     work = TargetGrid(cloud.crs, Affine(gsd, 0.0, t.c, 0.0, -gsd, t.f), _work_shape(native, gsd))
-    counts = np.bincount(_cells(cloud.x, cloud.y, work), minlength=work.shape[0] * work.shape[1])
+    cells = _cells(cloud.x, cloud.y, native)
     heights = np.empty((len(channels), *work.shape), dtype=np.float32)
+    valid = np.zeros(work.shape, dtype=bool)
     for i, channel in enumerate(channels):
         keep = _select(cloud, product_of(channel, products), channel)
-        top = highest_per_cell(cloud.x[keep], cloud.y[keep], cloud.z[keep], native)
-        filled = fill_nearest(top, np.isfinite(top))
-        raster = GeoRaster(filled[None], native.crs, native.transform, float("nan"))
+        top = _highest(
+            cells if keep is None else cells[keep],
+            cloud.z if keep is None else cloud.z[keep],
+            native.shape,
+        )
+        if i == 0:
+            valid = _any_per_block(np.isfinite(top), work.shape)
+        # small holes filled at the native GSD as DSM products are (from neighbours within a few
+        # metres); what stays empty is nodata in the resampling, then takes the nearest value
+        raster = GeoRaster(fill_small_holes(top)[None], native.crs, native.transform, float("nan"))
         band = resample_to(raster, work, ELEVATION_RESAMPLING)[0]
         heights[i] = fill_nearest(band, np.isfinite(band))
-    return ElevationRaster(
-        heights, counts.reshape(work.shape) > 0, cloud.crs, work.transform, cloud.bounds
-    )
+    return ElevationRaster(heights, valid, cloud.crs, work.transform, cloud.bounds)
 
 
 def _work_shape(native: TargetGrid, gsd: float) -> tuple[int, int]:

@@ -86,7 +86,12 @@ def bench_build_ratio(side_px: int, width: int) -> tuple[float, np.ndarray]:
     model = _model(width)
     spec = MapSpec(GSD, PATCH, STRIDE, ("dsm",), STATS, "bench")
     opts = _map_opts()
-    build_map(model, StackMosaic([stack]), spec, opts)  # warm-up
+    with torch.inference_mode():  # warm-up (threads, allocator), not timed
+        embed_patches(
+            model.embed_rgb,
+            normalise_rgb(cut_windows(rgb, np.zeros(512, int), np.zeros(512, int), PATCH)),
+            256,
+        )
     start = time.perf_counter()
     lmap = build_map(model, StackMosaic([stack]), spec, opts)
     build_s = time.perf_counter() - start

@@ -215,7 +215,7 @@ class MapIndex:
         """Rebuild an index written by ``to_bytes`` (flat or IVF, told apart by the index type)."""
         import faiss
 
-        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        index: Any = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
         ivf = isinstance(index, faiss.IndexIVF)
         out = cls(index.d, "ivf" if ivf else "flat", nlist=index.nlist if ivf else 1, nprobe=nprobe)
         if ivf:

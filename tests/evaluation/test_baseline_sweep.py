@@ -14,13 +14,13 @@ from croco_pipeline.errors import CrocoConfigError
 from croco_pipeline.evaluation.baseline import BaselineModel, gaussian_smooth, ncc_descriptor
 from croco_pipeline.evaluation.baseline_sweep import (
     BaselineSetting,
-    BaselineSweepParams,
     best_setting,
     coarsen_index,
     coarsen_stack,
     score_setting,
     sweep_baseline,
 )
+from croco_pipeline.evaluation.params import BaselineSweepParams
 from croco_pipeline.evaluation.protocols import paper_protocol
 from fixtures_geo import make_stack, patch_grid
 

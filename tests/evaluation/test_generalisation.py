@@ -10,12 +10,12 @@ from torch import Tensor, nn
 
 from croco_pipeline.data.stack import NormalisationStats
 from croco_pipeline.evaluation.baseline import BaselineModel
-from croco_pipeline.evaluation.baseline_sweep import BaselineSweepParams
 from croco_pipeline.evaluation.generalisation import (
     generalisation_markdown,
     generalisation_metrics,
     paper_by_split,
 )
+from croco_pipeline.evaluation.params import BaselineSweepParams
 from croco_pipeline.evaluation.protocols import flatten_metrics, paper_protocol
 from fixtures_geo import make_stack, patch_grid
 

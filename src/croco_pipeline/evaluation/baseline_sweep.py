@@ -14,43 +14,17 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from affine import Affine
-from pydantic import Field
 
 from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.evaluation.baseline import BaselineModel
+from croco_pipeline.evaluation.params import BaselineSweepParams
 from croco_pipeline.evaluation.protocols import paper_protocol
-from croco_pipeline.params import StrictParams
-
-Gradient = Literal["magnitude", "abs_components"]
-
-
-class BaselineSweepParams(StrictParams):
-    """``evaluate.baseline_sweep``: the grid searched on the validation tiles (all combinations).
-
-    Attributes:
-        enabled: false skips the sweep (metrics.json then has no ``baseline_best``).
-        coarsen: integer GSD factors (1: the tiles' GSD; 2: twice as coarse, ...); a factor that
-            does not divide the patch size and grid is skipped.
-        sigmas_px: Gaussian smoothing before the gradient, in pixels of the (coarsened) tiles.
-        downsamples: average pooling of the gradient image.
-        gradients: ``magnitude`` and/or ``abs_components``.
-    """
-
-    section: ClassVar[str] = "evaluate.baseline_sweep"
-
-    enabled: bool = True
-    coarsen: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
-    sigmas_px: list[float] = Field(default_factory=lambda: [0.0, 1.0], min_length=1)
-    downsamples: list[int] = Field(default_factory=lambda: [1, 2], min_length=1)
-    gradients: list[Gradient] = Field(
-        default_factory=lambda: ["magnitude", "abs_components"], min_length=1
-    )
 
 
 @dataclass(frozen=True)

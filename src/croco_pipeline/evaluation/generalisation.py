@@ -17,11 +17,11 @@ import torch
 
 from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.evaluation.baseline_sweep import (
-    BaselineSweepParams,
     best_setting,
     score_setting,
     sweep_baseline,
 )
+from croco_pipeline.evaluation.params import BaselineSweepParams
 from croco_pipeline.evaluation.protocols import DIRECTIONS, paper_protocol
 
 SPLITS = ("train", "val", "test")

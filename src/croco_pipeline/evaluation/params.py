@@ -34,6 +34,32 @@ class BaselineParams(StrictParams):
 
     elevation_channel: int = Field(default=0, ge=0)
     downsample: int = Field(default=1, ge=1)
+    sigma: float = Field(default=0.0, ge=0.0)  # Gaussian smoothing (px) before the gradient
+    gradient: Literal["magnitude", "abs_components"] = "magnitude"
+
+
+class BaselineSweepParams(StrictParams):
+    """``evaluate.baseline_sweep``: the classical baseline's own best setting, searched on the
+    validation tiles over every combination (``evaluation.baseline_sweep``).
+
+    Attributes:
+        enabled: false skips the sweep (metrics.json then has no ``baseline_best``).
+        coarsen: integer GSD factors (1: the tiles' GSD; 2: twice as coarse, ...); a factor that
+            does not divide the patch size and grid is skipped.
+        sigmas_px: Gaussian smoothing before the gradient, in pixels of the (coarsened) tiles.
+        downsamples: average pooling of the gradient image.
+        gradients: ``magnitude`` and/or ``abs_components``.
+    """
+
+    section: ClassVar[str] = "evaluate.baseline_sweep"
+
+    enabled: bool = True
+    coarsen: list[PositiveInt] = Field(default=[1, 2], min_length=1)
+    sigmas_px: list[float] = Field(default=[0.0, 1.0], min_length=1)
+    downsamples: list[PositiveInt] = Field(default=[1, 2], min_length=1)
+    gradients: list[Literal["magnitude", "abs_components"]] = Field(
+        default=["magnitude", "abs_components"], min_length=1
+    )
 
 
 class FigureParams(StrictParams):
@@ -55,4 +81,5 @@ class EvaluateConfig(ProtocolSettings):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     localisation_area_m: float | None = Field(default=None, gt=0)
     baseline: BaselineParams = BaselineParams()
+    baseline_sweep: BaselineSweepParams = BaselineSweepParams()
     figures: FigureParams = FigureParams()

@@ -21,6 +21,7 @@ from croco_pipeline.data.params import PreprocessConfig
 from croco_pipeline.data.prepare import prepare_scene
 from croco_pipeline.data.stack import NormalisationStats, TileStack, crop_stack
 from croco_pipeline.evaluation.baseline import BaselineModel
+from croco_pipeline.evaluation.generalisation import generalisation_metrics
 from croco_pipeline.evaluation.params import EvaluateConfig
 from croco_pipeline.evaluation.protocols import evaluate_all, paper_protocol
 from croco_pipeline.model.config import TrainConfig
@@ -123,9 +124,10 @@ def evaluate_from_params(
     # localisation galleries over a centred window of each test tile (None: whole tiles)
     loc_stacks = None if area is None else [crop_stack(s, area) for s in test]
     log.info("evaluate: %d test tiles, %d grid patches", len(test), len(index))
+    model = load_model(bundle).to(device)
     with torch.inference_mode():
         result = evaluate_all(
-            load_model(bundle).to(device),
+            model,
             baseline,
             test,
             index,
@@ -135,7 +137,14 @@ def evaluate_from_params(
             return_records=True,
             localisation_stacks=loc_stacks,
         )
-    return cast(tuple[dict[str, Any], dict[str, pd.DataFrame]], result)
+        metrics, records = cast(tuple[dict[str, Any], dict[str, pd.DataFrame]], result)
+        # generalisation: every split's paper protocol, the train-test gap, the baseline at its
+        # own best validation setting (new keys only; the test-split keys above are unchanged)
+        extra, _ = generalisation_metrics(
+            model, baseline, list(stacks.values()), eval_index, stats, config.baseline_sweep,
+            config.baseline.elevation_channel, device, config.batch_size,
+        )  # fmt: skip
+    return {**metrics, **extra}, records
 
 
 def run_experiment(

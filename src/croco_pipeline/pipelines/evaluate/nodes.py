@@ -17,6 +17,7 @@ from croco_pipeline.evaluation.figures import (
     retrieval_map_figure,
     stack_figures,
 )
+from croco_pipeline.evaluation.generalisation import generalisation_markdown
 from croco_pipeline.evaluation.params import EvaluateConfig
 from croco_pipeline.evaluation.protocols import flatten_metrics, markdown_report
 from croco_pipeline.evaluation.retrieval import (
@@ -64,6 +65,9 @@ def evaluate_model(
     flat["coverage/dropped_tiles"] = {"value": preprocess_report.get("dropped_tiles", 0), "step": 0}
     table = pd.concat([r.assign(method=name) for name, r in records.items()], ignore_index=True)
     report = markdown_report(metrics)
+    if "generalisation" in metrics:
+        report += "\nGeneralisation (paper protocol per split; baseline sweep on val tiles)\n\n"
+        report += generalisation_markdown(metrics)
     log.info("evaluate:\n%s", report)
     return metrics, flat, report, table
 

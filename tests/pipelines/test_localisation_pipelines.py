@@ -105,9 +105,15 @@ def test_localisations_table_geojson_heatmaps_overview(localised) -> None:
     assert (np.abs(lon) <= 180).all() and (np.abs(lat) <= 90).all()  # RFC 7946: WGS84 lon/lat
     heatmaps = sorted((project / "data/07_model_output/localisation_heatmaps").glob("*.tif"))
     assert {p.stem for p in heatmaps} == {"single", "track_a"}
-    heat = GeoTiffDataset(str(heatmaps[0])).load()
+    heat = GeoTiffDataset(str(heatmaps[0])).load()  # "single"
     meta = json.loads((project / "data/06_models/localisation_map/metadata.json").read_text())
-    assert heat.transform.a == meta["stride_m"] and heat.shape == tuple(meta["lattice_shape"])
+    assert heat.transform.a == meta["stride_m"] and heat.transform.e == -meta["stride_m"]
+    assert ProjCRS.from_wkt(heat.crs.to_wkt()) == ProjCRS.from_wkt(meta["crs"])
+    extra = np.subtract(heat.shape, meta["lattice_shape"])  # the lattice, maybe with a vote margin
+    assert (extra >= 0).all() and extra[0] == extra[1] and extra[0] % 2 == 0
+    left, bottom, right, top = heat.bounds  # the fix lies on its own heatmap
+    single = by_file.loc["single.laz"]
+    assert left <= single["x"] <= right and bottom <= single["y"] <= top
     assert heat.data.max() > 0
     assert (project / "data/08_reporting/localisation_overview.png").stat().st_size > 5000
 

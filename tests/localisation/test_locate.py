@@ -132,3 +132,22 @@ def test_bad_files_fail_in_their_rows_and_the_rest_is_localised(
     (only_bad / "empty.laz").write_bytes(b"")
     with pytest.raises(CrocoInputError, match="nothing could be localised.*empty.laz"):
         localise_folder(_context(oracle, oracle_map), only_bad)
+
+
+def test_an_elevation_geotiff_query_is_localised(
+    tmp_path: Path, oracle, oracle_map, heights
+) -> None:
+    from affine import Affine
+    from conftest import MAP_CRS
+
+    from croco_pipeline.data.geo import GeoRaster, write_geotiff
+
+    r0, c0 = 61, 101  # a 40 m window of the scene at 0.5 m (each cell repeated), in the map CRS
+    window = np.repeat(np.repeat(heights[r0 : r0 + 40, c0 : c0 + 40], 2, 0), 2, 1)
+    transform = Affine(0.5, 0, ORIGIN[0] + c0 * GSD, 0, -0.5, ORIGIN[1] - r0 * GSD)
+    write_geotiff(GeoRaster(window[None], MAP_CRS, transform, float("nan")), tmp_path / "dsm.tif")
+    rows, _ = localise_folder(_context(oracle, oracle_map), tmp_path)
+    (row,) = rows
+    assert row["status"] == "ok" and row["file"] == "dsm.tif"
+    truth = (ORIGIN[0] + (c0 + 20) * GSD, ORIGIN[1] - (r0 + 20) * GSD)
+    assert np.hypot(row["x"] - truth[0], row["y"] - truth[1]) < 0.5

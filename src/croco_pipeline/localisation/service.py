@@ -72,13 +72,18 @@ def _fix_rows(fix: Fix, loaded: LoadedQuery, item: QueryItem, crs: str) -> list[
 
 
 def heatmap_raster(fix: Fix, lmap: LocalisationMap, offset: tuple[float, float]) -> GeoRaster:
-    """The vote mass for the query's centre at every map lattice cell, as a GeoTIFF-ready raster."""
+    """The vote mass for the query's centre at every map lattice cell, as a GeoTIFF-ready raster.
+
+    The grid keeps the voting's ``pad`` cells around the lattice (the query overhanging the map's
+    edge), where a fix may win: the estimate always lies on the heatmap.
+    """
     meta = lmap.metadata
-    pad, (h, w) = fix.votes.pad, meta["lattice_shape"]
-    votes = fix.votes.votes[pad : pad + h, pad : pad + w].astype(np.float32)
+    pad = fix.votes.pad
+    votes = fix.votes.votes.astype(np.float32)
     step = meta["stride_px"] * meta["gsd"]
     g = Affine(*meta["grid_transform"])
-    left, top = g.c + offset[0] - step / 2, g.f + offset[1] + step / 2
+    left = g.c + offset[0] - step / 2 - pad * step
+    top = g.f + offset[1] + step / 2 + pad * step
     crs = CRS.from_wkt(meta["crs"])
     return GeoRaster(votes[None], crs, Affine(step, 0.0, left, 0.0, -step, top), None, ("votes",))
 

@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from croco_pipeline.data.atomic import atomic_path, atomic_write_bytes, atomic_write_json
+from croco_pipeline.data.atomic import (
+    atomic_folder,
+    atomic_path,
+    atomic_write_bytes,
+    atomic_write_json,
+)
 
 
 class WriterFailed(RuntimeError):
@@ -43,3 +48,19 @@ def test_a_failing_writer_keeps_the_previous_version(tmp_path: Path) -> None:
 def test_json_keyword_arguments_reach_json_dumps(tmp_path: Path) -> None:
     atomic_write_json(tmp_path / "r.json", {"b": 1, "a": Path("x")}, sort_keys=True, default=str)
     assert (tmp_path / "r.json").read_text() == '{"a": "x", "b": 1}'
+
+
+def test_atomic_folder_swaps_whole_and_keeps_the_old_one_on_failure(tmp_path: Path) -> None:
+    target = tmp_path / "map"
+    with atomic_folder(target) as tmp:
+        (tmp / "a.txt").write_text("first")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    with pytest.raises(RuntimeError, match="half-way"):
+        with atomic_folder(target) as tmp:
+            (tmp / "b.txt").write_text("second")
+            raise RuntimeError("half-way")
+    assert sorted(p.name for p in target.iterdir()) == ["a.txt"]
+    with atomic_folder(target) as tmp:
+        (tmp / "c.txt").write_text("third")
+    assert sorted(p.name for p in target.iterdir()) == ["c.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map"]  # no temporary or .old left

@@ -10,8 +10,6 @@ partitions after the last one is saved and refuses to load a folder without it (
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -22,7 +20,7 @@ from kedro_datasets.pandas import CSVDataset, ParquetDataset
 from kedro_datasets.partitions import PartitionedDataset
 from kedro_datasets.text import TextDataset
 
-from croco_pipeline.data.atomic import atomic_path, atomic_write_json
+from croco_pipeline.data.atomic import atomic_folder, atomic_path, atomic_write_json
 
 COMPLETE_MARKER = "_COMPLETE.json"
 
@@ -77,22 +75,12 @@ class AtomicMatplotlibDataset(_AtomicSave, MatplotlibDataset):
             super().save(data)
             return
         target = Path(str(self._filepath))
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
         try:
-            self._filepath = PurePosixPath(tmp)
-            MatplotlibDataset.save.__wrapped__(self, data)  # type: ignore[attr-defined]
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
+            with atomic_folder(target) as tmp:
+                self._filepath = PurePosixPath(tmp)
+                MatplotlibDataset.save.__wrapped__(self, data)  # type: ignore[attr-defined]
         finally:
             self._filepath = PurePosixPath(target)
-        old = target.with_name(f".{target.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            target.rename(old)
-        tmp.rename(target)
-        shutil.rmtree(old, ignore_errors=True)
         self._invalidate_cache()
 
 

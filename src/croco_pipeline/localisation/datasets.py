@@ -8,14 +8,13 @@ temporary sibling folder and renamed into place, so a failed save never leaves a
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from kedro.io import AbstractDataset, DatasetError
 
+from croco_pipeline.data.atomic import atomic_folder
 from croco_pipeline.errors import CrocoInputError
 from croco_pipeline.evaluation.retrieval import MapIndex
 from croco_pipeline.localisation.mapping import CENTRE_COLUMNS, LocalisationMap
@@ -26,22 +25,10 @@ MAP_FILES = ("index.faiss", "centres.parquet", "metadata.json")
 
 def write_map(lmap: LocalisationMap, folder: str | Path) -> None:
     """Write the map folder atomically (a temporary folder renamed over the old one)."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    old = folder.parent / f".{folder.name}.old"
-    try:
+    with atomic_folder(folder) as tmp:
         (tmp / "index.faiss").write_bytes(lmap.index.to_bytes())
         lmap.centres.to_parquet(tmp / "centres.parquet", index=False)
         (tmp / "metadata.json").write_text(json.dumps(lmap.metadata, indent=2))
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def read_map(folder: str | Path, nprobe: int | None = None) -> LocalisationMap:

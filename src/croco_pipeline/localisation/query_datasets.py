@@ -7,8 +7,6 @@ over a folder this dataset made (``QUERIES.json`` marker): a user's own scans ar
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +15,7 @@ from typing import Any
 import laspy
 from kedro.io import AbstractDataset, DatasetError
 
+from croco_pipeline.data.atomic import atomic_folder
 from croco_pipeline.errors import CrocoInputError
 
 MARKER = "QUERIES.json"
@@ -44,10 +43,7 @@ def write_query_folder(data: QuerySet, folder: str | Path) -> list[dict[str, Any
             f"refusing to write queries into {folder}: it holds files and no {MARKER} (your own "
             "scans?); choose another folder for the query maker"
         )
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=folder.parent))
-    old = folder.parent / f".{folder.name}.old"
-    try:
+    with atomic_folder(folder) as tmp:
         rows = []
         for rel, las, row in data.scans:
             (tmp / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -62,14 +58,6 @@ def write_query_folder(data: QuerySet, folder: str | Path) -> list[dict[str, Any
         for track, local_rows in tracks.items():
             (tmp / track / INDEX).write_text(json.dumps(local_rows, indent=1))
         (tmp / MARKER).write_text(json.dumps(data.provenance, indent=2, default=str))
-        shutil.rmtree(old, ignore_errors=True)
-        if folder.exists():
-            folder.rename(old)
-        tmp.rename(folder)
-        shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return rows
 
 

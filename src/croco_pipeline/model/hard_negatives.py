@@ -29,8 +29,8 @@ class HardNegatives(StrictParams):
 
     section: ClassVar[str] = "train.hard_negatives"
 
-    radius_m: float = Field(96.0, gt=0)
-    group_size: int = Field(8, ge=1)
+    radius_m: float = Field(default=96.0, gt=0)
+    group_size: int = Field(default=8, ge=1)
 
 
 def _overlaps(rows: list[int], cols: list[int], r: int, c: int, size: int) -> bool:
@@ -39,6 +39,43 @@ def _overlaps(rows: list[int], cols: list[int], r: int, c: int, size: int) -> bo
     dr = np.abs(np.asarray(rows) - r)
     dc = np.abs(np.asarray(cols) - c)
     return bool(((dr < size) & (dc < size)).any())
+
+
+def _group(
+    rng: np.random.Generator,
+    table: np.ndarray,
+    span: np.ndarray,
+    anchor: tuple[int, int],
+    taken: tuple[list[int], list[int]],
+    want: int,
+    radius_px: float,
+    size: int,
+    min_valid_fraction: float,
+) -> list[tuple[int, int]]:
+    """The anchor and up to ``want - 1`` windows within ``radius_px`` of it that overlap no window
+    already ``taken`` on the tile (rows, cols; extended in place)."""
+    r, c = anchor
+    # candidates uniform in the disc around the anchor, kept inside the tile and valid enough
+    k = 16 * want
+    radius = radius_px * np.sqrt(rng.random(k))
+    angle = rng.random(k) * 2 * np.pi
+    cr = np.rint(r + radius * np.sin(angle)).astype(np.int64)
+    cc = np.rint(c + radius * np.cos(angle)).astype(np.int64)
+    inside = (cr >= 0) & (cc >= 0) & (cr <= span[0]) & (cc <= span[1])
+    cr, cc = cr[inside], cc[inside]
+    ok = window_fraction(table, cr, cc, size) >= min_valid_fraction
+    rows, cols = taken
+    members = [(r, c)]
+    rows.append(r)
+    cols.append(c)
+    for r2, c2 in zip(cr[ok].tolist(), cc[ok].tolist(), strict=True):
+        if len(members) >= want:
+            break
+        if np.hypot(r2 - r, c2 - c) <= radius_px and not _overlaps(rows, cols, r2, c2, size):
+            members.append((r2, c2))
+            rows.append(r2)
+            cols.append(c2)
+    return members
 
 
 def hard_geo_windows(
@@ -67,7 +104,7 @@ def hard_geo_windows(
         tile, row, col (top-left) and group id of each window, int64 arrays of length ``n``.
 
     Raises:
-        ValueError: fewer than ``n`` such windows could be placed (tiles too small or too empty).
+        ValueError: fewer than ``n`` such windows fit (tiles too small or too empty).
     """
     # largest top-left row and col per tile (a table is one row and column larger than its tile)
     spans = np.array([(t.shape[0] - 1 - size, t.shape[1] - 1 - size) for t in valid_tables])
@@ -82,35 +119,12 @@ def hard_geo_windows(
             break
         t = int(rng.choice(len(spans), p=weights / weights.sum()))
         r, c = (int(x) for x in rng.integers(0, spans[t] + 1))
-        if (
-            window_fraction(valid_tables[t], np.array([r]), np.array([c]), size)[0]
-            < min_valid_fraction
-        ):
+        fraction = window_fraction(valid_tables[t], np.array([r]), np.array([c]), size)[0]
+        if fraction < min_valid_fraction or _overlaps(*taken[t], r, c, size):
             continue
-        if _overlaps(*taken[t], r, c, size):
-            continue
-        members = [(r, c)]
         want = min(group_size, n - len(out))
-        # candidates uniform in the disc around the anchor, kept inside the tile and valid enough
-        k = 16 * want
-        radius = radius_px * np.sqrt(rng.random(k))
-        angle = rng.random(k) * 2 * np.pi
-        cr = np.rint(r + radius * np.sin(angle)).astype(np.int64)
-        cc = np.rint(c + radius * np.cos(angle)).astype(np.int64)
-        inside = (cr >= 0) & (cc >= 0) & (cr <= spans[t, 0]) & (cc <= spans[t, 1])
-        cr, cc = cr[inside], cc[inside]
-        ok = window_fraction(valid_tables[t], cr, cc, size) >= min_valid_fraction
-        cand_r, cand_c = cr[ok], cc[ok]
-        rows, cols = taken[t]
-        rows.append(r)
-        cols.append(c)
-        for r2, c2 in zip(cand_r.tolist(), cand_c.tolist(), strict=True):
-            if len(members) >= want:
-                break
-            if np.hypot(r2 - r, c2 - c) <= radius_px and not _overlaps(rows, cols, r2, c2, size):
-                members.append((r2, c2))
-                rows.append(r2)
-                cols.append(c2)
+        members = _group(rng, valid_tables[t], spans[t], (r, c), taken[t], want, radius_px, size,
+                         min_valid_fraction)  # fmt: skip
         out += [(t, rr, cc_, group) for rr, cc_ in members]
         group += 1
     if len(out) < n:

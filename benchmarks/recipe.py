@@ -8,7 +8,8 @@ evaluates the paper protocol on the test tiles. Checkpoints go to a temporary fo
 
     python benchmarks/recipe.py '{"model": {"width": 64}, "lr": 0.001}' [--env autzen]
 
-Last line: ``recipe=<overrides> train_s=<s> test_top1=<e2r> test_top5=<e2r> rgb_to_elevation_top1=<r2e>``.
+Last line: ``recipe=<overrides> train_s=<s> test_top1=<e2r> test_top5=<e2r> rgb_to_elevation_top1=<r2e>
+train_top1=<e2r> val_top1=<e2r>`` (paper protocol per split; choose recipes by ``val_top1``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def main() -> None:
     overrides = json.loads(args.overrides)
 
     from croco_pipeline.data.stack import NormalisationStats
-    from croco_pipeline.evaluation.protocols import paper_protocol
+    from croco_pipeline.evaluation.generalisation import paper_by_split
     from croco_pipeline.experiments.ablation_config import merge_overrides
     from croco_pipeline.experiments.runner import train_from_params
     from croco_pipeline.model.config import TrainConfig
@@ -54,19 +55,17 @@ def main() -> None:
         trained = train_from_params(stacks, train_index, eval_index, stats, config)
     print(trained.history.to_string(index=False), flush=True)
     device = resolve_device(config.device)
-    test = [s for s in stacks.values() if s.split == "test"]
-    result = paper_protocol(
-        load_model(trained.bundle).to(device),
-        test,
-        eval_index[eval_index["split"] == "test"],
-        stats,
-        device,
+    # every split: the train-test gap beside the test figures (choose recipes by val_top1)
+    by_split = paper_by_split(
+        load_model(trained.bundle).to(device), list(stacks.values()), eval_index, stats, device
     )
-    e2r, r2e = result["elevation_to_rgb"], result["rgb_to_elevation"]
+    e2r, r2e = by_split["test"]["elevation_to_rgb"], by_split["test"]["rgb_to_elevation"]
+    top1 = {k: v["elevation_to_rgb"]["top1"] for k, v in by_split.items()}
     print(
         f"recipe={json.dumps(overrides, separators=(',', ':'))} train_s={trained.train_time_s:.0f} "
         f"test_top1={e2r['top1']:.3f} test_top5={e2r['top5']:.3f} "
-        f"rgb_to_elevation_top1={r2e['top1']:.3f}"
+        f"rgb_to_elevation_top1={r2e['top1']:.3f} "
+        f"train_top1={top1.get('train', float('nan')):.3f} val_top1={top1.get('val', float('nan')):.3f}"
     )
 
 

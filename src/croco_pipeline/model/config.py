@@ -57,7 +57,7 @@ class TrainConfig(StrictParams):
     min_valid_fraction: float = Field(default=0.5, ge=0.0, le=1.0)
     augmentation: Augmentation = Augmentation()
     hard_negatives: HardNegatives = HardNegatives()  # used by sampling: hard_geo
-    queue_size: int = Field(default=0, ge=0)  # earlier batches' embeddings as extra negatives; 0: off
+    queue_size: int = Field(default=0, ge=0)  # extra negatives from earlier batches; 0: off
     init_from: str | None = None  # start from these weights (croco_model.pt or a checkpoint)
     checkpoint_dir: str | None = None
     resume: bool = False

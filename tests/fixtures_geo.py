@@ -172,3 +172,28 @@ def patch_grid(
             "valid_fraction": 1.0,
         }
     )
+
+
+def random_stack(
+    name: str,
+    shape: tuple[int, int],
+    gsd: float,
+    origin: tuple[float, float],
+    channels: tuple[str, str],
+    split: str,
+    seed: int,
+    nodata_share: float,
+) -> TileStack:
+    """A two-channel ``TileStack`` of seeded random RGB, heights near -20 m and validity."""
+    rng = np.random.default_rng(seed)
+    h, w = shape
+    return TileStack(
+        name=name,
+        rgb=rng.integers(0, 256, (3, h, w), dtype=np.uint8),
+        elevation=rng.normal(-20, 5, (2, h, w)).astype(np.float32),
+        valid=rng.random((h, w)) > nodata_share,
+        crs=UTM15,
+        transform=Affine(gsd, 0, origin[0], 0, -gsd, origin[1]),
+        channels=channels,
+        split=split,
+    )

@@ -20,6 +20,7 @@ from croco_pipeline.data.datasets import (
 from croco_pipeline.data.geo import GeoRaster, write_geotiff
 from croco_pipeline.data.stack import TileStack
 from croco_pipeline.errors import CrocoInputError
+from fixtures_geo import random_stack
 
 UTM15 = CRS.from_epsg(26915)
 
@@ -51,16 +52,15 @@ def test_geotiff_save_rejects_non_raster(tmp_path):
 
 
 def _stack() -> TileStack:
-    rng = np.random.default_rng(0)
-    return TileStack(
-        name="272056_3290290",
-        rgb=rng.integers(0, 256, (3, 40, 50), dtype=np.uint8),
-        elevation=rng.normal(-20, 5, (2, 40, 50)).astype(np.float32),
-        valid=rng.random((40, 50)) > 0.1,
-        crs=UTM15,
-        transform=Affine(1.0, 0, 272056.0, 0, -1.0, 3290891.0),
-        channels=("DSM_C12", "DEM+B_C123"),
-        split="val",
+    return random_stack(
+        "272056_3290290",
+        (40, 50),
+        1.0,
+        (272056.0, 3290891.0),
+        ("DSM_C12", "DEM+B_C123"),
+        "val",
+        0,
+        0.1,
     )
 
 

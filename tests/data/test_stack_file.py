@@ -11,25 +11,24 @@ from affine import Affine
 from rasterio.crs import CRS
 
 from croco_pipeline.data.geo import GeoRaster, write_geotiff
-from croco_pipeline.data.stack import TileStack
 from croco_pipeline.data.stack_file import load_stack, raster_to_dataarray, read_stack, write_stack
 from croco_pipeline.errors import CrocoInputError
+from fixtures_geo import random_stack
 
 UTM15 = CRS.from_epsg(26915)
 
 
 @pytest.fixture
 def stack_path(tmp_path: Path) -> Path:
-    rng = np.random.default_rng(3)
-    stack = TileStack(
-        name="272652_3290290",
-        rgb=rng.integers(0, 256, (3, 30, 45), dtype=np.uint8),
-        elevation=rng.normal(-20, 5, (2, 30, 45)).astype(np.float32),
-        valid=rng.random((30, 45)) > 0.2,
-        crs=UTM15,
-        transform=Affine(2.0, 0, 272652.0, 0, -2.0, 3290891.0),
-        channels=("DSM_C12", "DEM_C123_TLI"),
-        split="test",
+    stack = random_stack(
+        "272652_3290290",
+        (30, 45),
+        2.0,
+        (272652.0, 3290891.0),
+        ("DSM_C12", "DEM_C123_TLI"),
+        "test",
+        3,
+        0.2,
     )
     write_stack(stack, tmp_path / "stack.tif")
     return tmp_path / "stack.tif"

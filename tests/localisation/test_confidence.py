@@ -8,12 +8,17 @@ from croco_pipeline.localisation.confidence import (
     confidence,
     confidence_features,
     fit_confidence,
+    height_spread,
 )
 
 
 def test_features_and_mapping() -> None:
-    f = confidence_features(first=4.0, second=1.0, agreeing_share=0.75, refine_score=0.9)
-    assert f == {"peak_margin": 0.75, "vote_share": 0.75, "refine_score": 0.9}
+    f = confidence_features(
+        first=4.0, second=1.0, agreeing_share=0.75, refine_score=0.9, spread_m=5.0
+    )
+    assert f == pytest.approx(
+        {"peak_margin": 0.75, "vote_share": 0.75, "refine_score": 0.9, "relief": 1 - np.exp(-1)}
+    )
     low = confidence({**f, "vote_share": 0.1}, -3.0, {"vote_share": 6.0})
     high = confidence(f, -3.0, {"vote_share": 6.0})
     assert 0.0 < low < high < 1.0
@@ -34,3 +39,28 @@ def test_fit_separates_right_from_wrong_fixes() -> None:
         [confidence(dict(zip(FEATURES, row, strict=True)), bias, weights) for row in x]
     )
     assert ((scores > 0.5) == y).mean() > 0.9
+
+
+def test_height_spread_is_the_10_90_range_of_valid_heights() -> None:
+    heights = np.arange(101, dtype=float).reshape(1, 101)  # 0..100 m
+    valid = np.ones_like(heights, bool)
+    assert height_spread(heights, valid) == pytest.approx(80.0)
+    heights[0, :50] = 1e6  # invalid cells (nodata fill) do not count
+    valid[0, :50] = False
+    assert height_spread(heights, valid) == pytest.approx(0.8 * 50)
+    assert height_spread(heights, np.zeros_like(valid)) == 0.0
+    flat = confidence_features(1.0, 0.0, 1.0, 1.0, spread_m=0.0)
+    assert flat["relief"] == 0.0
+
+
+def test_fit_on_named_subset_of_features() -> None:
+    rng = np.random.default_rng(1)
+    relief = np.r_[rng.uniform(0.4, 1.0, 50), rng.uniform(0.0, 0.3, 50)]
+    y = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    bias, weights = fit_confidence(relief[:, None], y, names=["relief"])
+    assert list(weights) == ["relief"] and weights["relief"] > 0
+    assert (
+        confidence({"relief": 0.9}, bias, weights)
+        > 0.5
+        > confidence({"relief": 0.1}, bias, weights)
+    )

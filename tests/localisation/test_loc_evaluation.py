@@ -12,6 +12,7 @@ from affine import Affine
 from matplotlib.figure import Figure
 
 from croco_pipeline.localisation.evaluation import (
+    confidence_report,
     confidence_threshold,
     displace,
     displacement,
@@ -136,6 +137,27 @@ def test_confidence_threshold_by_hand() -> None:
     )
     assert not mixed["meets_target"]
     assert min(mixed["flagged_wrong"], mixed["kept_right"]) == 0.5
+
+
+def test_confidence_report_refits_weights_on_validation_rows() -> None:
+    # 40 fixes at x = 100 + error; right ones (error 1 m) have high relief, wrong ones (50 m) low.
+    # The hand-set confidence (0.5 for all) cannot tell them apart; refit weights on val rows can.
+    rng = np.random.default_rng(0)
+    right = np.arange(40) % 2 == 0
+    table = pd.DataFrame({
+        "query": [f"s{i}" for i in range(40)], "track": "", "status": "ok",
+        "x": np.where(right, 101.0, 150.0), "y": 200.0, "truth_x": 100.0, "truth_y": 200.0,
+        "confidence": 0.5, "peak_margin": rng.uniform(0, 1, 40),
+        "relief": np.where(right, rng.uniform(0.5, 1.0, 40), rng.uniform(0.0, 0.4, 40)),
+    })  # fmt: skip
+    splits = np.where(np.arange(40) < 20, "val", "test")
+    got = confidence_report(table, splits)
+    assert got["chosen_on"] == "val" and not got["meets_target"]
+    fitted = got["fitted"]
+    assert set(fitted["weights"]) == {"peak_margin", "relief"} and fitted["weights"]["relief"] > 0
+    assert fitted["meets_target"] and fitted["flagged_wrong"] >= 0.9 and fitted["kept_right"] == 1.0
+    # test rows were not used to fit; the separation carries over
+    assert fitted["test"]["flagged_wrong"] >= 0.9 and fitted["test"]["kept_right"] >= 0.9
 
 
 def test_displacement_is_seeded_and_kilometres() -> None:

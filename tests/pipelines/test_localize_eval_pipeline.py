@@ -57,7 +57,7 @@ def test_metrics_json_table_figures_and_mlflow(tiny_run: Path) -> None:
     baseline = pd.read_csv(tiny_run / "data/07_model_output/baseline_localisations.csv")
     assert set(baseline["method"]) == {"whole_scan", "tiled"}
     report = (tiny_run / "data/08_reporting/localisation_report.md").read_text()
-    assert "| model | single | 6 |" in report and "Confidence threshold" in report
+    assert "| model | single | 6 |" in report and "Confidence: threshold" in report
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_run / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name == "croco_pipeline"]
     # the shared tiny project also holds later runs of other tests (e.g. build_map,localize alone):

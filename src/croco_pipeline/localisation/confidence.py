@@ -2,28 +2,46 @@
 
 Features (all roughly in [0, 1]): ``peak_margin`` = 1 - second peak / first peak (a unique answer),
 ``vote_share`` = share of query tiles whose best candidate votes within one cell of the winner,
-``refine_score`` = the refinement's best correlation. ``confidence`` maps them through a logistic
-function whose coefficients ``fit_confidence`` learns on validation fixes known right or wrong.
+``refine_score`` = the refinement's best correlation, ``relief`` = 1 - exp(-spread / 5 m) with
+spread the 10-90 percentile range of the query's heights (flat ground holds nothing to match).
+``confidence`` maps them through a logistic function whose coefficients ``fit_confidence`` learns on
+validation fixes known right or wrong (``localize_eval`` fits them and reports the fitted values).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-FEATURES = ("peak_margin", "vote_share", "refine_score")
+FEATURES = ("peak_margin", "vote_share", "refine_score", "relief")
+RELIEF_SCALE_M = 5.0
+
+
+def height_spread(heights: np.ndarray, valid: np.ndarray) -> float:
+    """10-90 percentile range (m) of the valid heights (0 where fewer than two are valid)."""
+    h = np.asarray(heights, dtype=np.float64)[np.asarray(valid, dtype=bool)]
+    h = h[np.isfinite(h)]
+    if h.size < 2:
+        return 0.0
+    lo, hi = np.percentile(h, [10.0, 90.0])
+    return float(hi - lo)
 
 
 def confidence_features(
-    first: float, second: float, agreeing_share: float, refine_score: float
+    first: float,
+    second: float,
+    agreeing_share: float,
+    refine_score: float,
+    spread_m: float = 0.0,
 ) -> dict[str, float]:
     """The raw features of one fix (see the module docstring)."""
     return {
         "peak_margin": 1.0 - (second / first if first > 0 else 1.0),
         "vote_share": float(agreeing_share),
         "refine_score": float(refine_score) if math.isfinite(refine_score) else 0.0,
+        "relief": 1.0 - math.exp(-max(0.0, float(spread_m)) / RELIEF_SCALE_M),
     }
 
 
@@ -34,17 +52,22 @@ def confidence(features: Mapping[str, float], bias: float, weights: Mapping[str,
         raise ValueError(
             f"confidence weights for unknown features {sorted(unknown)}; known: {FEATURES}"
         )
-    z = bias + sum(float(w) * float(features[name]) for name, w in weights.items())
+    z = bias + sum(float(w) * float(features.get(name, 0.0)) for name, w in weights.items())
     return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
 
 
 def fit_confidence(
-    features: np.ndarray, is_right: np.ndarray, l2: float = 1e-3, iterations: int = 50
+    features: np.ndarray,
+    is_right: np.ndarray,
+    names: Sequence[str] = FEATURES,
+    l2: float = 1e-3,
+    iterations: int = 50,
 ) -> tuple[float, dict[str, float]]:
     """Logistic regression (Newton's method, small ridge) of right/wrong on the features.
 
     Args:
-        features: (N, len(FEATURES)) in ``FEATURES`` order. is_right: (N,) bool.
+        features: (N, len(names)), columns in ``names`` order (default ``FEATURES``).
+        is_right: (N,) bool.
 
     Returns:
         (bias, weights) for ``confidence`` / the ``localize.confidence`` parameters.
@@ -62,4 +85,4 @@ def fit_confidence(
         beta -= step
         if np.abs(step).max() < 1e-8:
             break
-    return float(beta[0]), {name: float(b) for name, b in zip(FEATURES, beta[1:], strict=True)}
+    return float(beta[0]), {name: float(b) for name, b in zip(names, beta[1:], strict=True)}

@@ -18,6 +18,8 @@ from affine import Affine
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from croco_pipeline.localisation.confidence import FEATURES, confidence, fit_confidence
+
 THRESHOLDS_M = (4, 8, 16, 32)
 KINDS = ("single", "track_2", "track_4", "track_8")
 WRONG_M = 8.0  # a fix further than this from the truth is wrong (for the confidence)
@@ -285,18 +287,34 @@ def confidence_report(
     flag: float = 0.9,
     keep: float = 0.9,
 ) -> dict[str, Any]:
-    """Threshold chosen on validation rows (all rows if none), and its rates on test rows."""
+    """Threshold chosen on validation rows (all rows if none), and its rates on test rows; under
+    ``fitted`` the same for weights refit on those rows (``fit_confidence``), to paste into
+    ``localize.confidence``."""
     err = errors_m(table)
     known = ~np.isnan(err) & table["confidence"].notna().to_numpy()
-    conf = table["confidence"].to_numpy(float)
     correct = err <= wrong_m
     chosen_on = "val" if (known & (splits == "val")).any() else "all"
     pick = known & (splits == "val") if chosen_on == "val" else known
     if not pick.any():
         return {"chosen_on": None, "threshold": None}
-    out = confidence_threshold(conf[pick], correct[pick], flag, keep)
-    out["chosen_on"] = chosen_on
     test = known & (splits == "test")
-    if test.any():
-        out["test"] = threshold_rates(conf[test], correct[test], out["threshold"])
-    return out
+
+    def rates(conf: np.ndarray) -> dict[str, Any]:
+        out = confidence_threshold(conf[pick], correct[pick], flag, keep)
+        out["chosen_on"] = chosen_on
+        if test.any():
+            out["test"] = threshold_rates(conf[test], correct[test], out["threshold"])
+        return out
+
+    report = rates(table["confidence"].to_numpy(float))
+    present = [f for f in FEATURES if f in table.columns]
+    feats = table[present].to_numpy(float) if present else np.zeros((len(table), 0))
+    both = pick & np.isfinite(feats).all(axis=1)
+    if present and len(np.unique(correct[both])) == 2:
+        bias, weights = fit_confidence(feats[both], correct[both], present)
+        clean = np.nan_to_num(feats)
+        refit = np.array(
+            [confidence(dict(zip(present, f, strict=True)), bias, weights) for f in clean]
+        )
+        report["fitted"] = dict(rates(refit), bias=bias, weights=weights)
+    return report

@@ -15,7 +15,11 @@ from affine import Affine
 from croco_pipeline.data.stack import NormalisationStats, normalise_elevation
 from croco_pipeline.data.windows import cut_windows
 from croco_pipeline.evaluation.retrieval import embed_patches
-from croco_pipeline.localisation.confidence import confidence, confidence_features
+from croco_pipeline.localisation.confidence import (
+    confidence,
+    confidence_features,
+    height_spread,
+)
 from croco_pipeline.localisation.mapping import LocalisationMap
 from croco_pipeline.localisation.ortho import OrthoSource
 from croco_pipeline.localisation.params import LocalizeParams
@@ -121,9 +125,9 @@ def locate(
     )
     t = Affine(*meta["grid_transform"])
     x, y = t * (b * s + dc, a * s + dr)
-    feats = confidence_features(
-        mass, peaks[1][2] if len(peaks) > 1 else 0.0, grid.agreeing_share(a, b), refine_score
-    )
+    second = peaks[1][2] if len(peaks) > 1 else 0.0
+    spread = height_spread(elevation[0], valid)
+    feats = confidence_features(mass, second, grid.agreeing_share(a, b), refine_score, spread)
     conf = confidence(feats, params.confidence.bias, params.confidence.weights)
     cands = [(*(t * (pb * s, pa * s)), m) for pa, pb, m in peaks]
     return Fix(float(x), float(y), mass / len(tiles[0]), conf, feats, cands, grid, len(tiles[0]))

@@ -136,19 +136,28 @@ def _report(metrics: dict[str, Any]) -> str:
         )
     c = metrics["confidence"]
     if c.get("threshold") is not None:
-        test = c.get("test", {})
-        lines.append(
-            f"Confidence threshold {c['threshold']:.3f} (chosen on {c['chosen_on']} queries): flags "
-            f"{_pct(c['flagged_wrong'])} of {c['n_wrong']} wrong fixes and keeps "
-            f"{_pct(c['kept_right'])} of {c['n_right']} right ones (targets met: {c['meets_target']})"
-            + (
-                f"; on test queries {_pct(test.get('flagged_wrong'))} / {_pct(test.get('kept_right'))}"
-                if test
-                else ""
-            )
-            + ".\n"
-        )
+        lines.append(_confidence_line("Confidence", c))
+    if "fitted" in c:
+        f = c["fitted"]
+        weights = ", ".join(f"{k}: {v:.2f}" for k, v in f["weights"].items())
+        lines.append(_confidence_line("Refit on these queries", f))
+        lines.append(f"(`localize.confidence`: bias {f['bias']:.2f}, weights {{{weights}}})\n")
     return "\n".join(lines)
+
+
+def _confidence_line(what: str, c: dict[str, Any]) -> str:
+    test = c.get("test", {})
+    on_test = (
+        f"; on test queries {_pct(test.get('flagged_wrong'))} / {_pct(test.get('kept_right'))}"
+        if test
+        else ""
+    )
+    return (
+        f"{what}: threshold {c['threshold']:.3f} (chosen on {c['chosen_on']} queries) flags "
+        f"{_pct(c['flagged_wrong'])} of {c['n_wrong']} wrong fixes and keeps "
+        f"{_pct(c['kept_right'])} of {c['n_right']} right ones (targets met: {c['meets_target']})"
+        f"{on_test}.\n"
+    )
 
 
 def _pct(value: float | None) -> str:

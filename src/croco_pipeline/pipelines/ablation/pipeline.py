@@ -6,39 +6,24 @@ time: building the pipeline reads no configuration, so ``--params`` and ``--env`
 grid itself.
 """
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Pipeline
+
+from croco_pipeline.pipelines.utils import wire
 
 from .nodes import run_ablation, summarise_ablation
+
+#: the ingested rasters and every section a configuration overrides, then the study itself
+RUN_INPUTS = (
+    "ingested_rasters ingest_manifest params:preprocess params:train params:evaluate"
+    " params:ablation"
+)
+TABLES = "ablation_results ablation_tables ablation_report ablation_plots"
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
     return Pipeline(
         [
-            node(
-                run_ablation,
-                inputs=[
-                    "ingested_rasters",
-                    "ingest_manifest",
-                    "params:preprocess",
-                    "params:train",
-                    "params:evaluate",
-                    "params:ablation",
-                ],
-                outputs="ablation_runs",
-                name="run_ablation",
-                namespace="ablation",
-            ),
-            node(
-                summarise_ablation,
-                inputs=["params:ablation", "ablation_runs"],
-                outputs=[
-                    "ablation_results",
-                    "ablation_tables",
-                    "ablation_report",
-                    "ablation_plots",
-                ],
-                name="summarise_ablation",
-                namespace="ablation",
-            ),
+            wire(run_ablation, RUN_INPUTS, "ablation_runs", namespace="ablation"),
+            wire(summarise_ablation, "params:ablation ablation_runs", TABLES, namespace="ablation"),
         ]
     )

@@ -1,38 +1,21 @@
 """``kedro run --pipelines=evaluate``: trained model -> metrics, report and figures."""
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Pipeline
+
+from croco_pipeline.pipelines.utils import wire
 
 from .nodes import evaluate_model, make_figures
+
+#: what both nodes read first: the model, the tiles, their evaluation grid and statistics
+MODEL_AND_TILES = "croco_model aligned_stacks eval_patch_index normalisation_stats"
+METRICS = "metrics evaluation_metrics evaluation_report retrieval_records"
+FIGURES = "heatmap_figure heatmap_geotiffs retrieval_map failure_gallery"
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
     return Pipeline(
         [
-            node(
-                evaluate_model,
-                inputs=[
-                    "croco_model",
-                    "aligned_stacks",
-                    "eval_patch_index",
-                    "normalisation_stats",
-                    "preprocess_report",
-                    "params:evaluate",
-                ],
-                outputs=["metrics", "evaluation_metrics", "evaluation_report", "retrieval_records"],
-                name="evaluate_model",
-            ),
-            node(
-                make_figures,
-                inputs=[
-                    "croco_model",
-                    "aligned_stacks",
-                    "eval_patch_index",
-                    "normalisation_stats",
-                    "retrieval_records",
-                    "params:evaluate",
-                ],
-                outputs=["heatmap_figure", "heatmap_geotiffs", "retrieval_map", "failure_gallery"],
-                name="make_figures",
-            ),
+            wire(evaluate_model, f"{MODEL_AND_TILES} preprocess_report params:evaluate", METRICS),
+            wire(make_figures, f"{MODEL_AND_TILES} retrieval_records params:evaluate", FIGURES),
         ]
     )

@@ -3,19 +3,14 @@
 ``scene_source`` is the ``synthesize`` node's output; the registry runs that node before this one.
 """
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Pipeline
+
+from croco_pipeline.pipelines.utils import wire
 
 from .nodes import ingest_source
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
     return Pipeline(
-        [
-            node(
-                ingest_source,
-                inputs=["scene_source", "params:preprocess"],
-                outputs=["ingested_rasters", "ingest_manifest"],
-                name="ingest_source",
-            )
-        ]
+        [wire(ingest_source, "scene_source params:preprocess", "ingested_rasters ingest_manifest")]
     )

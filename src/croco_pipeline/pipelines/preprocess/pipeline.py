@@ -1,41 +1,22 @@
 """``kedro run --pipelines=preprocess``: ingested rasters -> aligned stacks, splits, stats, patch indexes."""
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Pipeline
+
+from croco_pipeline.pipelines.utils import wire
 
 from .nodes import align_tiles, normalisation_stats, patch_indexes, split_tiles
+
+ALIGN_INPUTS = "ingested_rasters ingest_manifest exclusion_mask params:preprocess"
+SPLIT_INPUTS = "aligned_tiles ingest_manifest params:preprocess"
+STACK_INPUTS = "aligned_stacks params:preprocess"
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
     return Pipeline(
         [
-            node(
-                align_tiles,
-                inputs=[
-                    "ingested_rasters",
-                    "ingest_manifest",
-                    "exclusion_mask",
-                    "params:preprocess",
-                ],
-                outputs="aligned_tiles",
-                name="align_tiles",
-            ),
-            node(
-                split_tiles,
-                inputs=["aligned_tiles", "ingest_manifest", "params:preprocess"],
-                outputs=["aligned_stacks", "tile_splits", "preprocess_report"],
-                name="split_tiles",
-            ),
-            node(
-                normalisation_stats,
-                inputs=["aligned_stacks", "params:preprocess"],
-                outputs="normalisation_stats",
-                name="normalisation_stats",
-            ),
-            node(
-                patch_indexes,
-                inputs=["aligned_stacks", "params:preprocess"],
-                outputs=["train_patch_index", "eval_patch_index"],
-                name="patch_indexes",
-            ),
+            wire(align_tiles, ALIGN_INPUTS, "aligned_tiles"),
+            wire(split_tiles, SPLIT_INPUTS, "aligned_stacks tile_splits preprocess_report"),
+            wire(normalisation_stats, STACK_INPUTS, "normalisation_stats"),
+            wire(patch_indexes, STACK_INPUTS, "train_patch_index eval_patch_index"),
         ]
     )

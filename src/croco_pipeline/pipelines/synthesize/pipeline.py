@@ -4,19 +4,12 @@ The pipeline registry puts this node in front of ``ingest`` too: ingest reads ``
 handle this node passes on once the release is in place.
 """
 
-from kedro.pipeline import Pipeline, node
+from kedro.pipeline import Pipeline
+
+from croco_pipeline.pipelines.utils import wire
 
 from .nodes import synthesize_release
 
 
 def create_pipeline(**kwargs: object) -> Pipeline:
-    return Pipeline(
-        [
-            node(
-                synthesize_release,
-                inputs=["params:synthetic", "raw_source"],
-                outputs="scene_source",
-                name="synthesize_release",
-            )
-        ]
-    )
+    return Pipeline([wire(synthesize_release, "params:synthetic raw_source", "scene_source")])

@@ -14,17 +14,16 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 import pandas as pd
-import torch
 from affine import Affine
 
 from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.evaluation.baseline import BaselineModel
 from croco_pipeline.evaluation.params import BaselineSweepParams
-from croco_pipeline.evaluation.protocols import paper_protocol
+from croco_pipeline.evaluation.protocols import EmbedOptions, paper_protocol
 
 
 @dataclass(frozen=True)
@@ -96,11 +95,11 @@ def score_setting(
     stacks: Sequence[TileStack],
     index: pd.DataFrame,
     stats: NormalisationStats,
-    device: str | torch.device = "cpu",
-    batch_size: int = 256,
+    **embed: Unpack[EmbedOptions],
 ) -> dict[str, Any] | None:
     """The paper protocol of the baseline at ``setting`` (both directions, no records), or None when
-    the setting does not apply (patch grid not divisible, or fewer than 3 px left after pooling)."""
+    the setting does not apply (patch grid not divisible, or fewer than 3 px left after pooling).
+    ``embed``: ``paper_protocol``'s ``device`` and ``batch_size``."""
     coarse_index = coarsen_index(index, setting.coarsen)
     if coarse_index is None:
         return None
@@ -108,7 +107,7 @@ def score_setting(
     if (size - 2) // setting.downsample < 1:
         return None
     coarse = [coarsen_stack(s, setting.coarsen) for s in stacks]
-    result = paper_protocol(setting.model(), coarse, coarse_index, stats, device, batch_size)
+    result = paper_protocol(setting.model(), coarse, coarse_index, stats, **embed)
     result.pop("records")
     return result
 
@@ -119,10 +118,10 @@ def sweep_baseline(
     stats: NormalisationStats,
     params: BaselineSweepParams,
     elevation_channel: int = 0,
-    device: str | torch.device = "cpu",
-    batch_size: int = 256,
+    **embed: Unpack[EmbedOptions],
 ) -> pd.DataFrame:
-    """Score every setting on ``stacks`` (the validation tiles) and ``index`` (their grid).
+    """Score every setting on ``stacks`` (the validation tiles) and ``index`` (their grid);
+    ``embed``: ``paper_protocol``'s ``device`` and ``batch_size``.
 
     Returns:
         One row per applicable setting: its fields, ``gsd_m``, ``patch_px``, and the validation
@@ -131,7 +130,7 @@ def sweep_baseline(
     gsd = stacks[0].gsd
     rows = []
     for setting in settings_grid(params, elevation_channel):
-        result = score_setting(setting, stacks, index, stats, device, batch_size)
+        result = score_setting(setting, stacks, index, stats, **embed)
         if result is None:
             continue
         e2r = result["elevation_to_rgb"]

@@ -9,7 +9,7 @@ with the stronger of the two baselines.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import pandas as pd
@@ -22,30 +22,53 @@ from croco_pipeline.evaluation.baseline_sweep import (
     sweep_baseline,
 )
 from croco_pipeline.evaluation.params import BaselineSweepParams
-from croco_pipeline.evaluation.protocols import DIRECTIONS, paper_protocol
+from croco_pipeline.evaluation.protocols import DIRECTIONS, EmbedOptions, paper_protocol
 
 SPLITS = ("train", "val", "test")
 
 
-def paper_by_split(
-    model: Any,
-    stacks: Sequence[TileStack],
-    eval_index: pd.DataFrame,
-    stats: NormalisationStats,
-    device: str | torch.device = "cpu",
-    batch_size: int = 256,
-) -> dict[str, dict[str, dict[str, float]]]:
+@dataclass(frozen=True, eq=False)
+class EvalTiles:
+    """What every protocol run of one evaluation shares: the tiles, their patch grid
+    (``eval_index``) and statistics, and how to embed (``paper_protocol``'s arguments after the
+    model, in its order)."""
+
+    stacks: Sequence[TileStack]
+    eval_index: pd.DataFrame
+    stats: NormalisationStats
+    device: str | torch.device = "cpu"
+    batch_size: int = 256
+
+    @property
+    def embed(self) -> EmbedOptions:
+        return {"device": self.device, "batch_size": self.batch_size}
+
+    def split(self, name: str) -> EvalTiles:
+        """The tiles of split ``name`` and their grid rows (same statistics and embedding)."""
+        index = self.eval_index[self.eval_index["split"] == name]
+        return replace(self, stacks=[s for s in self.stacks if s.split == name], eval_index=index)
+
+
+def paper_by_split(model: Any, *tiles: Any, **kw: Any) -> dict[str, dict[str, dict[str, float]]]:
     """``{split: {direction: {top1, top5, chance_top1, chance_top5, n_queries}}}`` for every split
-    that has tiles and grid patches (each tile its own gallery, as the paper protocol)."""
+    that has tiles and grid patches (each tile its own gallery, as the paper protocol).
+
+    ``tiles`` and ``kw`` are :class:`EvalTiles`'s fields, as ``paper_protocol`` takes them after the
+    model: ``stacks, eval_index, stats[, device, batch_size]``.
+    """
+    return split_papers(model, EvalTiles(*tiles, **kw))
+
+
+def split_papers(model: Any, tiles: EvalTiles) -> dict[str, dict[str, dict[str, float]]]:
+    """:func:`paper_by_split` on tiles already bundled."""
     if isinstance(model, torch.nn.Module):
         model.eval()
     out = {}
     for split in SPLITS:
-        mine = [s for s in stacks if s.split == split]
-        index = eval_index[eval_index["split"] == split]
-        if not mine or index.empty:
+        mine = tiles.split(split)
+        if not mine.stacks or mine.eval_index.empty:
             continue
-        result = paper_protocol(model, mine, index, stats, device, batch_size)
+        result = paper_protocol(model, mine.stacks, mine.eval_index, mine.stats, **mine.embed)
         out[split] = {d: result[d] for d in DIRECTIONS}
     return out
 
@@ -63,13 +86,7 @@ def generalisation_gap(by_split: dict[str, dict[str, dict[str, float]]]) -> dict
 
 
 def best_baseline(
-    stacks: Sequence[TileStack],
-    eval_index: pd.DataFrame,
-    stats: NormalisationStats,
-    params: BaselineSweepParams,
-    elevation_channel: int = 0,
-    device: str | torch.device = "cpu",
-    batch_size: int = 256,
+    tiles: EvalTiles, params: BaselineSweepParams, elevation_channel: int = 0
 ) -> tuple[dict[str, Any], pd.DataFrame]:
     """Sweep on the validation tiles, then the winner's paper protocol on the test tiles.
 
@@ -77,10 +94,10 @@ def best_baseline(
         ``{"setting": {...,"gsd_m", "patch_px"}, "val": {"top1", "top5"}, "paper": {direction:
         {...}}}`` and the sweep table (one row per setting, validation figures).
     """
-    val = [s for s in stacks if s.split == "val"]
-    test = [s for s in stacks if s.split == "test"]
-    val_index = eval_index[eval_index["split"] == "val"]
-    table = sweep_baseline(val, val_index, stats, params, elevation_channel, device, batch_size)
+    val, test = tiles.split("val"), tiles.split("test")
+    table = sweep_baseline(
+        val.stacks, val.eval_index, val.stats, params, elevation_channel, **val.embed
+    )
     best = best_setting(table)
     row = table[
         (table["coarsen"] == best.coarsen)
@@ -88,8 +105,7 @@ def best_baseline(
         & (table["downsample"] == best.downsample)
         & (table["gradient"] == best.gradient)
     ].iloc[0]
-    test_index = eval_index[eval_index["split"] == "test"]
-    result = score_setting(best, test, test_index, stats, device, batch_size)
+    result = score_setting(best, test.stacks, test.eval_index, test.stats, **test.embed)
     assert result is not None  # it applied to the validation tiles' grid, built the same way
     setting = {**asdict(best), "gsd_m": float(row["gsd_m"]), "patch_px": int(row["patch_px"])}
     return {
@@ -113,16 +129,15 @@ def generalisation_metrics(
     """The metrics.json entries ``generalisation``, ``baseline_best`` (when the sweep is enabled)
     and ``comparison`` (the model's test Top-1 against the stronger baseline), and the sweep table.
     """
+    tiles = EvalTiles(stacks, eval_index, stats, device, batch_size)
     out: dict[str, Any] = {"generalisation": {}}
     for name, m in (("model", model), ("baseline", baseline)):
-        by_split = paper_by_split(m, stacks, eval_index, stats, device, batch_size)
+        by_split = split_papers(m, tiles)
         out["generalisation"][name] = {"paper": by_split, "gap": generalisation_gap(by_split)}
     baselines = {"baseline": out["generalisation"]["baseline"]["paper"]["test"]}
     table = None
     if sweep.enabled:
-        out["baseline_best"], table = best_baseline(
-            stacks, eval_index, stats, sweep, elevation_channel, device, batch_size
-        )
+        out["baseline_best"], table = best_baseline(tiles, sweep, elevation_channel)
         baselines["baseline_best"] = out["baseline_best"]["paper"]
     tops = {k: v["elevation_to_rgb"]["top1"] for k, v in baselines.items()}
     stronger = max(tops, key=lambda k: tops[k])

@@ -5,7 +5,7 @@ and city-scale localisation within a radius; plus the combined metrics dict and 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 import pandas as pd
@@ -29,6 +29,13 @@ from croco_pipeline.nesting import flatten
 
 DIRECTIONS = ("elevation_to_rgb", "rgb_to_elevation")
 PAPER_K = 5  # the paper reports Top-1 and Top-5
+
+
+class EmbedOptions(TypedDict, total=False):
+    """How ``paper_protocol`` embeds (its defaults where absent): for callers that pass them on."""
+
+    device: str | torch.device
+    batch_size: int
 
 
 def _single_patch_size(index: pd.DataFrame) -> int:
@@ -296,6 +303,8 @@ def evaluate_all(
     """
     settings = settings or ProtocolSettings()
     size = _single_patch_size(eval_index)
+    # every ProtocolSettings field but the strides is a localisation_protocol argument of that name
+    loc_settings = settings.model_dump(include=set(ProtocolSettings.model_fields) - {"strides_m"})
     metrics: dict[str, Any] = {}
     records: dict[str, pd.DataFrame] = {}
     for name, m in (("model", model), ("baseline", baseline)):
@@ -305,18 +314,7 @@ def evaluate_all(
         records[name] = paper.pop("records")
         loc = {
             f"stride_{s:g}m": localisation_protocol(
-                m,
-                localisation_stacks or stacks,
-                stats,
-                stride_m=s,
-                patch_size_px=size,
-                radii_m=settings.radii_m,
-                ks=settings.ks,
-                n_queries=settings.n_queries,
-                seed=settings.seed,
-                min_valid_fraction=settings.min_valid_fraction,
-                device=device,
-                batch_size=settings.batch_size,
+                m, localisation_stacks or stacks, stats, s, size, device=device, **loc_settings
             )
             for s in settings.strides_m
         }

@@ -5,6 +5,7 @@ Kept free of Kedro so a localisation service can reuse it: embed a map once, the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import nullcontext
 from typing import Any
@@ -69,27 +70,25 @@ def embed_patches(
     return np.concatenate(out)
 
 
+def iter_patch_batches(
+    array: np.ndarray,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    size: int,
+    normalise: Callable[[np.ndarray], np.ndarray],
+    batch_size: int = 256,
+) -> Iterator[np.ndarray]:
+    """Yield ``normalise``d batches (B, C, size, size) of a (C, H, W) array at top-left rows/cols."""
+    for start in range(0, len(rows), batch_size):
+        sl = slice(start, start + batch_size)
+        yield normalise(cut_windows(array, rows[sl], cols[sl], size))
+
+
 def iter_rgb_batches(
     stack: TileStack, rows: np.ndarray, cols: np.ndarray, size: int, batch_size: int = 256
 ) -> Iterator[np.ndarray]:
     """Yield normalised RGB patch batches (B, 3, size, size) of ``stack`` at top-left rows/cols."""
-    for start in range(0, len(rows), batch_size):
-        sl = slice(start, start + batch_size)
-        yield normalise_rgb(cut_windows(stack.rgb, rows[sl], cols[sl], size))
-
-
-def iter_elevation_batches(
-    stack: TileStack,
-    rows: np.ndarray,
-    cols: np.ndarray,
-    size: int,
-    stats: NormalisationStats,
-    batch_size: int = 256,
-) -> Iterator[np.ndarray]:
-    """Yield normalised elevation patch batches (B, C, size, size) at top-left rows/cols."""
-    for start in range(0, len(rows), batch_size):
-        sl = slice(start, start + batch_size)
-        yield normalise_elevation(cut_windows(stack.elevation, rows[sl], cols[sl], size), stats)
+    return iter_patch_batches(stack.rgb, rows, cols, size, normalise_rgb, batch_size)
 
 
 def embed_rgb_gallery(
@@ -117,8 +116,9 @@ def embed_elevation_queries(
     device: str | torch.device = "cpu",
 ) -> np.ndarray:
     """Embed elevation patches of ``stack`` with ``model.embed_elevation`` -> (N, D)."""
-    batches = iter_elevation_batches(
-        stack, np.asarray(rows), np.asarray(cols), size, stats, batch_size
+    normalise = functools.partial(normalise_elevation, stats=stats)
+    batches = iter_patch_batches(
+        stack.elevation, np.asarray(rows), np.asarray(cols), size, normalise, batch_size
     )
     return embed_patches(model.embed_elevation, batches, batch_size, device)
 

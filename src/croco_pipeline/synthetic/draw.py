@@ -9,18 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from croco_pipeline.synthetic.raster import (
-    Grid,
-    blend,
-    coverage,
-    rect_box,
-    rect_uv,
-    sd_rect,
-    segment_box,
-    segment_dist,
-    touching,
-    upsample,
-)
+from croco_pipeline.synthetic import raster
+from croco_pipeline.synthetic.raster import Grid
 from croco_pipeline.synthetic.scene import (
     ASPHALT,
     CONCRETE,
@@ -74,35 +64,35 @@ def ground(scene: Scene, g: Grid, ctx: PhotoContext, grain: np.ndarray) -> np.nd
     mat = np.full((g.rows, g.cols), GRASS, dtype=np.uint8)
 
     def fill(table: np.ndarray, boxes: np.ndarray, value: int | None, grow: float = 0.0) -> None:
-        for i in touching(boxes, g.bounds, grow):
+        for i in raster.touching(boxes, g.bounds, grow):
             win = g.window(*(boxes[i] + np.array([-grow, -grow, grow, grow])))
             if win is None:
                 continue
             r0, r1, c0, c1 = win
-            u, v = rect_uv(g.xs(c0, c1), g.ys(r0, r1), table[i, 0], table[i, 1], table[i, 4])
-            inside = sd_rect(u, v, table[i, 2] + grow, table[i, 3] + grow) <= 0
+            u, v = raster.rect_uv(g.xs(c0, c1), g.ys(r0, r1), table[i, 0], table[i, 1], table[i, 4])
+            inside = raster.sd_rect(u, v, table[i, 2] + grow, table[i, 3] + grow) <= 0
             mat[r0:r1, c0:c1][inside] = int(table[i, 5]) if value is None else value
 
     p = scene.patches
-    fill(p, rect_box(p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4]), None)
+    fill(p, raster.rect_box(p[:, 0], p[:, 1], p[:, 2], p[:, 3], p[:, 4]), None)
     lots = np.column_stack([scene.lots, np.full(len(scene.lots), ASPHALT)])
-    fill(lots, rect_box(*scene.lots.T), ASPHALT)
+    fill(lots, raster.rect_box(*scene.lots.T), ASPHALT)
     for layer, grow, value in (
         (scene.roads, 3.5, CONCRETE),
         (scene.roads, 2.0, GRASS),
         (scene.roads, 0.0, ASPHALT),
         (scene.paths, 0.0, CONCRETE),
     ):
-        boxes = segment_box(layer, layer[:, 4] + grow)
-        for i in touching(boxes, g.bounds):
+        boxes = raster.segment_box(layer, layer[:, 4] + grow)
+        for i in raster.touching(boxes, g.bounds):
             win = g.window(*boxes[i])
             if win is None:
                 continue
             r0, r1, c0, c1 = win
-            d, _ = segment_dist(g.xs(c0, c1), g.ys(r0, r1), *layer[i, :4])
+            d, _ = raster.segment_dist(g.xs(c0, c1), g.ys(r0, r1), *layer[i, :4])
             mat[r0:r1, c0:c1][d <= layer[i, 4] + grow] = value
     mat[water_mask(scene, g)] = WATER
-    texture = upsample(ctx.texture, ctx.lit_grid, g.xs(), g.ys())
+    texture = raster.upsample(ctx.texture, ctx.lit_grid, g.xs(), g.ys())
     shade = 1.0 + MATERIALS[:, 3][mat] * texture
     shade += MATERIALS[:, 4][mat] * grain
     if ctx.detail is not None:  # grass tufts, gravel, cracks: the scale between grain and metres
@@ -120,12 +110,12 @@ def markings(scene: Scene, g: Grid, img: np.ndarray) -> None:
     """Lane lines on collectors and arterials, painted stalls in parking lots."""
     roads = scene.roads
     painted = roads[roads[:, 5] >= 1]
-    boxes = segment_box(painted, painted[:, 4])
+    boxes = raster.segment_box(painted, painted[:, 4])
     yellow, white = (
         np.array([[[0.80]], [[0.70]], [[0.30]]]),
         np.array([[[0.86]], [[0.86]], [[0.84]]]),
     )
-    for i in touching(boxes, g.bounds):
+    for i in raster.touching(boxes, g.bounds):
         win = g.window(*boxes[i])
         if win is None:
             continue
@@ -138,51 +128,57 @@ def markings(scene: Scene, g: Grid, img: np.ndarray) -> None:
         side = px * uy - py * ux  # signed offset from the centre line
         inside = (t >= 0) & (t <= length)
         if kind == 1:
-            a = coverage(np.abs(side) - 0.06, g.gsd) * ((t % 9.0) < 3.0) * inside
-            blend(img, win, a, yellow)
+            a = raster.coverage(np.abs(side) - 0.06, g.gsd) * ((t % 9.0) < 3.0) * inside
+            raster.blend(img, win, a, yellow)
         else:
-            a = coverage(np.abs(np.abs(side) - 0.2) - 0.06, g.gsd) * inside
-            blend(img, win, a, yellow)
-            a = coverage(np.abs(np.abs(side) - hw / 2) - 0.06, g.gsd) * ((t % 12.0) < 3.0) * inside
-            blend(img, win, a, white)
+            a = raster.coverage(np.abs(np.abs(side) - 0.2) - 0.06, g.gsd) * inside
+            raster.blend(img, win, a, yellow)
+            a = (
+                raster.coverage(np.abs(np.abs(side) - hw / 2) - 0.06, g.gsd)
+                * ((t % 12.0) < 3.0)
+                * inside
+            )
+            raster.blend(img, win, a, white)
     lots = scene.lots
     depth, aisle = STALL_PERIOD
-    for i in touching(rect_box_of(lots), g.bounds):
+    for i in raster.touching(rect_box_of(lots), g.bounds):
         win = g.window(*rect_box_of(lots[i : i + 1])[0])
         if win is None:
             continue
         r0, r1, c0, c1 = win
         cx, cy, hl, hw, ang = lots[i]
-        u, v = rect_uv(g.xs(c0, c1), g.ys(r0, r1), cx, cy, ang)
+        u, v = raster.rect_uv(g.xs(c0, c1), g.ys(r0, r1), cx, cy, ang)
         vp = (v + hw) % (2 * depth + aisle)
         du = (u + hl) % 2.7
         du = np.minimum(du, 2.7 - du)
-        in_rows = (vp < 2 * depth) & (sd_rect(u, v, hl, hw) <= 0)
+        in_rows = (vp < 2 * depth) & (raster.sd_rect(u, v, hl, hw) <= 0)
         a = (
-            np.maximum(coverage(du - 0.06, g.gsd), coverage(np.abs(vp - depth) - 0.06, g.gsd))
+            np.maximum(
+                raster.coverage(du - 0.06, g.gsd), raster.coverage(np.abs(vp - depth) - 0.06, g.gsd)
+            )
             * in_rows
         )
-        blend(img, win, 0.8 * a, white)
+        raster.blend(img, win, 0.8 * a, white)
 
 
 def rect_box_of(table: np.ndarray) -> np.ndarray:
-    return rect_box(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4])
+    return raster.rect_box(table[:, 0], table[:, 1], table[:, 2], table[:, 3], table[:, 4])
 
 
 def cars(scene: Scene, g: Grid, img: np.ndarray) -> None:
     """The cars parked when the photo was taken: body colour, dark glass, soft edges."""
     boxes = scene.car_boxes
-    for i in touching(boxes, g.bounds):
+    for i in raster.touching(boxes, g.bounds):
         if scene.cars[i, 7] < 0.5:
             continue
         win = g.window(*boxes[i])
         if win is None:
             continue
         r0, r1, c0, c1 = win
-        u, v = rect_uv(
+        u, v = raster.rect_uv(
             g.xs(c0, c1), g.ys(r0, r1), scene.cars[i, 0], scene.cars[i, 1], scene.cars[i, 2]
         )
         body = scene.cars[i, 3:6].reshape(3, 1, 1) / 255.0
         glass = (np.abs(u) > 0.55) & (np.abs(u) < 1.35) & (np.abs(v) < 0.75)
         colour = np.where(glass[None], 0.12, body * (1.0 - 0.25 * (np.abs(v) / 0.9) ** 4)[None])
-        blend(img, win, coverage(sd_rect(u, v, 2.25, 0.88), g.gsd), colour)
+        raster.blend(img, win, raster.coverage(raster.sd_rect(u, v, 2.25, 0.88), g.gsd), colour)

@@ -22,8 +22,19 @@ from croco_pipeline.data.atomic import atomic_path
 from croco_pipeline.errors import CrocoInputError
 
 
+class OnGrid:
+    """What a raster on a north-up affine grid (``transform``, square pixels) knows of its pixels."""
+
+    transform: Affine
+
+    @property
+    def gsd(self) -> float:
+        """Pixel size in CRS units (square pixels assumed; the x size is returned)."""
+        return float(abs(self.transform.a))
+
+
 @dataclass
-class GeoRaster:
+class GeoRaster(OnGrid):
     """A raster: ``data`` of shape (bands, rows, cols) on the grid given by ``crs`` and ``transform``."""
 
     data: np.ndarray
@@ -48,11 +59,6 @@ class GeoRaster:
     def shape(self) -> tuple[int, int]:
         """(rows, cols)."""
         return int(self.data.shape[1]), int(self.data.shape[2])
-
-    @property
-    def gsd(self) -> float:
-        """Pixel size in CRS units (square pixels assumed; the x size is returned)."""
-        return float(abs(self.transform.a))
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:

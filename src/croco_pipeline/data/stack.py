@@ -11,6 +11,7 @@ import numpy as np
 from affine import Affine
 from rasterio.crs import CRS
 
+from croco_pipeline.data.geo import OnGrid
 from croco_pipeline.data.windows import cut_windows
 from croco_pipeline.errors import bad_param
 
@@ -18,7 +19,7 @@ NORMALISATIONS = ("global_minmax", "relative")
 
 
 @dataclass
-class TileStack:
+class TileStack(OnGrid):
     """One tile on one grid.
 
     Attributes:
@@ -44,10 +45,6 @@ class TileStack:
     @property
     def shape(self) -> tuple[int, int]:
         return int(self.rgb.shape[1]), int(self.rgb.shape[2])
-
-    @property
-    def gsd(self) -> float:
-        return float(abs(self.transform.a))
 
 
 @dataclass(frozen=True)

@@ -61,20 +61,35 @@ def write_query_folder(data: QuerySet, folder: str | Path) -> list[dict[str, Any
     return rows
 
 
-class QueryFolderDataset(AbstractDataset[QuerySet, Path]):
-    """A folder of LAS/LAZ queries: loads as its ``Path``; saves a ``QuerySet`` atomically."""
+class _LoadsAsPath:
+    """Kedro plumbing of the two datasets below: built from a ``path``, loaded as that ``Path`` once
+    the subclass's ``_exists`` holds, else ``CrocoInputError(MISSING)`` (``{path}`` filled in)."""
+
+    MISSING = "{path} not found"
 
     def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
         self._path = Path(path)
         self.metadata = metadata
 
+    def _exists(self) -> bool:
+        raise NotImplementedError
+
     def load(self) -> Path:
-        if not self._path.is_dir():
-            raise CrocoInputError(
-                f"query folder not found: {self._path} (set it with --params "
-                "localize.queries=<folder>, or make one with `kedro run --pipelines=make_queries`)"
-            )
+        if not self._exists():
+            raise CrocoInputError(self.MISSING.format(path=self._path))
         return self._path
+
+    def _describe(self) -> dict[str, Any]:
+        return {"path": str(self._path)}
+
+
+class QueryFolderDataset(_LoadsAsPath, AbstractDataset[QuerySet, Path]):
+    """A folder of LAS/LAZ queries: loads as its ``Path``; saves a ``QuerySet`` atomically."""
+
+    MISSING = (
+        "query folder not found: {path} (set it with --params "
+        "localize.queries=<folder>, or make one with `kedro run --pipelines=make_queries`)"
+    )
 
     def save(self, data: QuerySet) -> None:
         if not isinstance(data, QuerySet):
@@ -84,27 +99,14 @@ class QueryFolderDataset(AbstractDataset[QuerySet, Path]):
     def _exists(self) -> bool:
         return self._path.is_dir()
 
-    def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}
 
-
-class PointCloudSourceDataset(AbstractDataset[None, Path]):
+class PointCloudSourceDataset(_LoadsAsPath, AbstractDataset[None, Path]):
     """A LAS/LAZ file or a folder of them (read-only), handed to a node as a ``Path``."""
 
-    def __init__(self, path: str, metadata: dict[str, Any] | None = None) -> None:
-        self._path = Path(path)
-        self.metadata = metadata
-
-    def load(self) -> Path:
-        if not self._path.exists():
-            raise CrocoInputError(f"point-cloud source not found: {self._path}")
-        return self._path
+    MISSING = "point-cloud source not found: {path}"
 
     def save(self, data: None) -> None:
         raise DatasetError(f"{self._path} is a read-only point-cloud source")
 
     def _exists(self) -> bool:
         return self._path.exists()
-
-    def _describe(self) -> dict[str, Any]:
-        return {"path": str(self._path)}

@@ -21,6 +21,7 @@ from croco_pipeline.localisation.query_datasets import (
 )
 from croco_pipeline.localisation.query_maker import (
     Area,
+    QueryRequest,
     ScanRules,
     coverage_grid,
     make_query_scans,
@@ -72,9 +73,8 @@ def _all_points(folder: Path) -> np.ndarray:
 def _make(tiles: Path, out: Path, max_points: int = 4_000_000, seed: int = 3) -> list[dict]:
     source = open_source(tiles)
     rules = ScanRules(size_m=40.0, min_points=1000, min_coverage=0.9)
-    scans = make_query_scans(
-        source, Area((source.bounds,)), 6, {2: 2, 3: 1}, rules, seed, 2.0, max_points
-    )
+    request = QueryRequest(Area((source.bounds,)), 6, {2: 2, 3: 1}, rules, seed)
+    scans = make_query_scans(source, request, 2.0, max_points)
     return write_query_folder(QuerySet(scans, {"seed": seed}), out)
 
 
@@ -166,10 +166,10 @@ def test_area_restriction_and_split_boxes(tiles: Path) -> None:
     assert boxes == (west,)
     coverage = coverage_grid(source, 2.0)
     rules = ScanRules(size_m=40.0)
-    plan = plan_queries(coverage, Area(boxes), 10, {}, rules, seed=0)
+    plan = plan_queries(coverage, QueryRequest(Area(boxes), 10, {}, rules, seed=0))
     assert all(LEFT + 20 <= s.center_x <= LEFT + 180 for s in plan)
     triangle = ((LEFT, BOTTOM), (LEFT + 200, BOTTOM), (LEFT, TOP))
-    plan = plan_queries(coverage, Area(boxes, triangle), 5, {}, rules, seed=0)
+    plan = plan_queries(coverage, QueryRequest(Area(boxes, triangle), 5, {}, rules, seed=0))
     for s in plan:  # the north-east corner of each scan lies below the triangle's hypotenuse
         assert (s.center_x + 20 - LEFT) / 200 + (s.center_y + 20 - BOTTOM) / 300 <= 1
     assert [f.path.name for f in restrict(source, boxes).files] == ["west.las"]
@@ -192,8 +192,9 @@ def test_clear_errors(tiles: Path, tmp_path: Path) -> None:
     with pytest.raises(CrocoInputError, match="not found"):
         open_source(tmp_path / "missing.laz")
     coverage = coverage_grid(open_source(tiles), 2.0)
+    lake = QueryRequest(Area((HOLE,)), 3, {}, ScanRules(40.0, max_attempts=5), 0)
     with pytest.raises(CrocoInputError, match="could place only"):
-        plan_queries(coverage, Area((HOLE,)), 3, {}, ScanRules(40.0, max_attempts=5), 0)  # the lake
+        plan_queries(coverage, lake)
     with pytest.raises(CrocoConfigError, match="make_queries.n_singl"):
         MakeQueriesParams.from_params({"n_singl": 3})
 

@@ -175,6 +175,18 @@ class ScanRules:
     max_attempts: int = 200  # tries per wanted scan or track before giving up
 
 
+@dataclass(frozen=True)
+class QueryRequest:
+    """What the query maker is asked for: ``n_single`` single scans and ``tracks[length]`` tracks of
+    each length inside ``area``, shaped and accepted by ``rules``, placed reproducibly from ``seed``."""
+
+    area: Area
+    n_single: int
+    tracks: dict[int, int]
+    rules: ScanRules
+    seed: int
+
+
 def _acceptable(coverage: Coverage, area: Area, b: Bounds, rules: ScanRules) -> bool:
     if not area.holds(b):
         return False
@@ -214,25 +226,20 @@ def _path(
     return points
 
 
-def plan_queries(
-    coverage: Coverage,
-    area: Area,
-    n_single: int,
-    tracks: dict[int, int],
-    rules: ScanRules,
-    seed: int,
-) -> list[PlannedScan]:
-    """Place ``n_single`` scans and ``tracks[length]`` tracks of each length, reproducibly.
+def plan_queries(coverage: Coverage, request: QueryRequest) -> list[PlannedScan]:
+    """Place ``request.n_single`` scans and ``request.tracks[length]`` tracks of each length inside
+    ``request.area``, reproducibly.
 
     Files: ``scan_0000.laz`` for single scans, ``track<L>_000/scan_00.laz`` for tracks.
 
     Raises:
         CrocoInputError: the area cannot hold as many acceptable scans or tracks.
     """
-    rng = np.random.default_rng(seed)
+    area, rules = request.area, request.rules
+    rng = np.random.default_rng(request.seed)
     size = rules.size_m
     plan: list[PlannedScan] = []
-    wanted = [(1, n_single)] + sorted(tracks.items())
+    wanted = [(1, request.n_single)] + sorted(request.tracks.items())
     for length, count in wanted:
         placed, attempts = 0, 0
         while placed < count:
@@ -378,20 +385,13 @@ def split_boxes(
 
 
 def make_query_scans(
-    source: CloudSource,
-    area: Area,
-    n_single: int,
-    tracks: dict[int, int],
-    rules: ScanRules,
-    seed: int,
-    coverage_cell_m: float,
-    max_points_in_memory: int,
+    source: CloudSource, request: QueryRequest, coverage_cell_m: float, max_points_in_memory: int
 ) -> Iterator[tuple[str, laspy.LasData, dict[str, object]]]:
     """Plan the scans now (errors surface here), and return a lazy iterator over
     (relative file, points, truth row) that reads the source in batches as it is consumed."""
-    check_counts(n_single, tracks)
+    check_counts(request.n_single, request.tracks)
     coverage = coverage_grid(source, coverage_cell_m)
-    plan = plan_queries(coverage, area, n_single, tracks, rules, seed)
+    plan = plan_queries(coverage, request)
     cut = cut_scans(source, plan, coverage, max_points_in_memory)
     return ((scan.file, las, truth_entry(scan, las, source.crs)) for scan, las in cut)
 

@@ -9,6 +9,7 @@ from croco_pipeline.data.stack import TileStack
 from croco_pipeline.localisation.query_datasets import QuerySet
 from croco_pipeline.localisation.query_maker import (
     Area,
+    QueryRequest,
     ScanRules,
     make_query_scans,
     open_source,
@@ -40,10 +41,8 @@ def make_queries(
         source = restrict(source, boxes)
     rules = ScanRules(p.size_m, p.min_points, p.min_coverage, p.step_m, p.max_turn_deg)
     area = Area(boxes, tuple(p.polygon) if p.polygon else None)
-    scans = make_query_scans(
-        source, area, p.n_single, dict(p.tracks), rules, p.seed, p.coverage_cell_m,
-        p.max_points_in_memory,
-    )  # fmt: skip
+    request = QueryRequest(area, p.n_single, dict(p.tracks), rules, p.seed)
+    scans = make_query_scans(source, request, p.coverage_cell_m, p.max_points_in_memory)
     n_tracks = sum(p.tracks.values())
     log.info("make_queries: %d single scans and %d tracks planned", p.n_single, n_tracks)
     provenance = {"source": str(query_lidar_source), "params": p.model_dump(mode="json")}

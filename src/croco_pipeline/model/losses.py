@@ -12,6 +12,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+#: optional (Q, D) earlier embeddings of one modality (extra negatives, no gradient flows into
+#: them); None, or an empty queue, for none
+Queue = Tensor | None
+
 
 def _check_inputs(z_a: Tensor, z_b: Tensor, temperature: float) -> None:
     if not temperature > 0.0:
@@ -29,7 +33,7 @@ def _unit_float32(z: Tensor) -> Tensor:
     return F.normalize(z.float(), dim=1)
 
 
-def _check_queue(queue: Tensor | None, dim: int, name: str) -> Tensor | None:
+def _check_queue(queue: Queue, dim: int, name: str) -> Queue:
     """None for no extra negatives (absent or empty), else the queue as unit float32 rows."""
     if queue is None or queue.shape[0] == 0:
         return None
@@ -38,8 +42,22 @@ def _check_queue(queue: Tensor | None, dim: int, name: str) -> Tensor | None:
     return _unit_float32(queue.detach())
 
 
+def _checked(
+    z_a: Tensor, z_b: Tensor, temperature: float, queue_a: Queue, queue_b: Queue
+) -> tuple[Tensor, Tensor, Queue, Queue]:
+    """Both losses' argument checks: the pair as unit float32 rows, then each queue (``_check_queue``)."""
+    _check_inputs(z_a, z_b, temperature)
+    dim = z_a.shape[1]
+    return (
+        _unit_float32(z_a),
+        _unit_float32(z_b),
+        _check_queue(queue_a, dim, "queue_a"),
+        _check_queue(queue_b, dim, "queue_b"),
+    )
+
+
 def _append_negatives(
-    logits: Tensor, anchors: Tensor, negatives: Tensor | None, temperature: float
+    logits: Tensor, anchors: Tensor, negatives: Queue, temperature: float
 ) -> Tensor:
     # Extra columns after the batch's: the positives' column indices (the targets) do not move.
     if negatives is None:
@@ -48,11 +66,7 @@ def _append_negatives(
 
 
 def nt_xent(
-    z_a: Tensor,
-    z_b: Tensor,
-    temperature: float = 0.1,
-    queue_a: Tensor | None = None,
-    queue_b: Tensor | None = None,
+    z_a: Tensor, z_b: Tensor, temperature: float = 0.1, queue_a: Queue = None, queue_b: Queue = None
 ) -> Tensor:
     """SimCLR's NT-Xent loss over the 2N embeddings of N positive pairs.
 
@@ -75,14 +89,13 @@ def nt_xent(
     Returns:
         Scalar float32 tensor: mean over the 2N anchors of -log softmax(positive).
     """
-    _check_inputs(z_a, z_b, temperature)
+    a, b, queue_a, queue_b = _checked(z_a, z_b, temperature, queue_a, queue_b)
     n = z_a.shape[0]
-    z = torch.cat([_unit_float32(z_a), _unit_float32(z_b)], dim=0)  # (2N, D)
+    z = torch.cat([a, b], dim=0)  # (2N, D)
     logits = z @ z.T / temperature  # (2N, 2N)
     self_mask = torch.eye(2 * n, dtype=torch.bool, device=z.device)
     logits = logits.masked_fill(self_mask, float("-inf"))
-    queues = [q for q in (_check_queue(queue_a, z.shape[1], "queue_a"),
-                          _check_queue(queue_b, z.shape[1], "queue_b")) if q is not None]  # fmt: skip
+    queues = [q for q in (queue_a, queue_b) if q is not None]
     if queues:
         logits = _append_negatives(logits, z, torch.cat(queues), temperature)
     # Anchor i in [0, N) pairs with i + N, and anchor i + N with i.
@@ -94,8 +107,8 @@ def cross_modal_info_nce(
     z_a: Tensor,
     z_b: Tensor,
     temperature: float = 0.07,
-    queue_a: Tensor | None = None,
-    queue_b: Tensor | None = None,
+    queue_a: Queue = None,
+    queue_b: Queue = None,
 ) -> Tensor:
     """Symmetric cross-modal InfoNCE (CLIP-style) using only the a <-> b similarities.
 
@@ -115,13 +128,11 @@ def cross_modal_info_nce(
     Returns:
         Scalar float32 tensor: (CE(a -> b) + CE(b -> a)) / 2, each a mean over N anchors.
     """
-    _check_inputs(z_a, z_b, temperature)
-    a, b = _unit_float32(z_a), _unit_float32(z_b)
+    a, b, queue_a, queue_b = _checked(z_a, z_b, temperature, queue_a, queue_b)
     logits = a @ b.T / temperature  # (N, N)
     targets = torch.arange(z_a.shape[0], device=logits.device)
-    dim = a.shape[1]
-    a_to_b = _append_negatives(logits, a, _check_queue(queue_b, dim, "queue_b"), temperature)
-    b_to_a = _append_negatives(logits.T, b, _check_queue(queue_a, dim, "queue_a"), temperature)
+    a_to_b = _append_negatives(logits, a, queue_b, temperature)
+    b_to_a = _append_negatives(logits.T, b, queue_a, temperature)
     return 0.5 * (F.cross_entropy(a_to_b, targets) + F.cross_entropy(b_to_a, targets))
 
 

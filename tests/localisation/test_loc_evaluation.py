@@ -11,6 +11,7 @@ import pytest
 from affine import Affine
 from matplotlib.figure import Figure
 
+from croco_pipeline.localisation.confidence import confidence
 from croco_pipeline.localisation.evaluation import (
     confidence_report,
     confidence_threshold,
@@ -158,6 +159,12 @@ def test_confidence_report_refits_weights_on_validation_rows() -> None:
     assert fitted["meets_target"] and fitted["flagged_wrong"] >= 0.9 and fitted["kept_right"] == 1.0
     # test rows were not used to fit; the separation carries over
     assert fitted["test"]["flagged_wrong"] >= 0.9 and fitted["test"]["kept_right"] >= 0.9
+    # bias_at_half moves the chosen threshold to 0.5: same flags on every row
+    feats = table[["peak_margin", "relief"]].to_dict("records")
+    at_fit = [confidence(f, fitted["bias"], fitted["weights"]) for f in feats]
+    at_half = [confidence(f, fitted["bias_at_half"], fitted["weights"]) for f in feats]
+    assert np.array_equal(np.array(at_fit) < fitted["threshold"], np.array(at_half) < 0.5)
+    assert confidence(feats[0], fitted["bias_at_half"], fitted["weights"]) != at_fit[0]
 
 
 def test_displacement_is_seeded_and_kilometres() -> None:

@@ -289,7 +289,7 @@ def confidence_report(
 ) -> dict[str, Any]:
     """Threshold chosen on validation rows (all rows if none), and its rates on test rows; under
     ``fitted`` the same for weights refit on those rows (``fit_confidence``), to paste into
-    ``localize.confidence``."""
+    ``localize.confidence`` (``bias_at_half``: the bias that puts the chosen threshold at 0.5)."""
     err = errors_m(table)
     known = ~np.isnan(err) & table["confidence"].notna().to_numpy()
     correct = err <= wrong_m
@@ -316,5 +316,9 @@ def confidence_report(
         refit = np.array(
             [confidence(dict(zip(present, f, strict=True)), bias, weights) for f in clean]
         )
-        report["fitted"] = dict(rates(refit), bias=bias, weights=weights)
+        fitted = rates(refit)
+        # the same weights with the chosen threshold moved to 0.5: a fix is trusted at >= 0.5
+        t = float(np.clip(fitted["threshold"], 1e-6, 1 - 1e-6))
+        fitted["bias_at_half"] = bias - float(np.log(t / (1 - t)))
+        report["fitted"] = dict(fitted, bias=bias, weights=weights)
     return report

@@ -141,7 +141,10 @@ def _report(metrics: dict[str, Any]) -> str:
         f = c["fitted"]
         weights = ", ".join(f"{k}: {v:.2f}" for k, v in f["weights"].items())
         lines.append(_confidence_line("Refit on these queries", f))
-        lines.append(f"(`localize.confidence`: bias {f['bias']:.2f}, weights {{{weights}}})\n")
+        lines.append(
+            f"(`localize.confidence` with that threshold at 0.5: bias {f['bias_at_half']:.2f}, "
+            f"weights {{{weights}}})\n"
+        )
     return "\n".join(lines)
 
 

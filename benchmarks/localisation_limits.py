@@ -57,9 +57,9 @@ def limits(table: pd.DataFrame, splits: np.ndarray, landed: np.ndarray) -> pd.Da
                     "wrong_in_train": (
                         float(np.mean(wrong_landed == "train")) if len(wrong_landed) else np.nan
                     ),
-                    "relief_right": float(np.nanmedian(relief[pick][right]))
-                    if right.any()
-                    else np.nan,
+                    "relief_right": (
+                        float(np.nanmedian(relief[pick][right])) if right.any() else np.nan
+                    ),
                     "relief_wrong": (
                         float(np.nanmedian(relief[pick][~right])) if (~right).any() else np.nan
                     ),

@@ -38,15 +38,20 @@ def _fix_error(fix, r0: int, c0: int) -> tuple[float, float]:
     return fix.x - (ORIGIN[0] + c0 * GSD), fix.y - (ORIGIN[1] - r0 * GSD)
 
 
-@pytest.mark.parametrize("method", ["embedding", "gradient_ncc"])
-def test_refinement_reaches_sub_stride_accuracy(oracle, oracle_map, heights, method) -> None:
+@pytest.mark.parametrize(
+    ("method", "max_tiles"), [("embedding", None), ("embedding", 1), ("gradient_ncc", None)]
+)
+def test_refinement_reaches_sub_stride_accuracy(
+    oracle, oracle_map, heights, method, max_tiles
+) -> None:
     lmap, source = oracle_map
     r0, c0 = 37, 51  # 1 and 3 px off the 4 px map lattice
     elev, valid = heights[None, r0 : r0 + 40, c0 : c0 + 40], np.ones((40, 40), bool)
     coarse = locate(oracle, lmap, source, elev, valid, STATS,
                     LocalizeParams.from_params({"refine": {"method": "none"}}), "q")  # fmt: skip
     fine = locate(oracle, lmap, source, elev, valid, STATS,
-                  LocalizeParams.from_params({"refine": {"method": method}}), "q")  # fmt: skip
+                  LocalizeParams.from_params({"refine": {"method": method, "max_tiles": max_tiles}}),
+                  "q")  # fmt: skip
     assert max(map(abs, _fix_error(coarse, r0, c0))) >= 1.0  # voting alone: on the stride lattice
     assert max(map(abs, _fix_error(coarse, r0, c0))) <= STRIDE
     assert max(map(abs, _fix_error(fine, r0, c0))) < 0.3

@@ -78,7 +78,7 @@ def _refine(
         return 0.0, 0.0, float("nan")
     if method == "gradient_ncc":
         return refine_gradient_ncc(source, top_left, elevation, valid, radius)
-    pick = np.argsort(-best, kind="stable")[: params.refine.max_tiles]
+    pick = np.argsort(-best, kind="stable")[: params.refine.max_tiles]  # None: every tile
     opts = {"batch_size": params.batch_size, "device": device}
     chosen = (tiles[0][pick], tiles[1][pick])
     return refine_embedding(

@@ -40,7 +40,9 @@ class RefineParams(StrictParams):
 
     method: Literal["embedding", "gradient_ncc", "none"] = "embedding"
     radius_m: float | None = Field(default=None, gt=0, description="null: one map stride")
-    max_tiles: int = Field(default=4, ge=1, description="query tiles correlated at each shift")
+    max_tiles: int | None = Field(
+        default=None, ge=1, description="query tiles correlated at each shift (null: all)"
+    )
 
 
 class ConfidenceParams(StrictParams):

@@ -14,11 +14,17 @@ from croco_pipeline.localisation.confidence import (
 
 def test_features_and_mapping() -> None:
     f = confidence_features(
-        first=4.0, second=1.0, agreeing_share=0.75, refine_score=0.9, spread_m=5.0
+        first=4.0,
+        second=1.0,
+        agreeing_share=0.75,
+        refine_score=0.9,
+        spread_m=5.0,
+        gradient_ncc=float("nan"),
     )
     assert f == pytest.approx(
-        {"peak_margin": 0.75, "vote_share": 0.75, "refine_score": 0.9, "relief": 1 - np.exp(-1)}
-    )
+        {"peak_margin": 0.75, "vote_share": 0.75, "refine_score": 0.9, "relief": 1 - np.exp(-1),
+         "gradient_ncc": 0.0}
+    )  # fmt: skip
     low = confidence({**f, "vote_share": 0.1}, -3.0, {"vote_share": 6.0})
     high = confidence(f, -3.0, {"vote_share": 6.0})
     assert 0.0 < low < high < 1.0

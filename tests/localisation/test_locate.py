@@ -9,6 +9,7 @@ from conftest import GSD, ORIGIN, STATS, STRIDE, cloud_points, write_las
 from croco_pipeline.errors import CrocoInputError
 from croco_pipeline.localisation.locate import locate
 from croco_pipeline.localisation.params import LocalizeParams
+from croco_pipeline.localisation.refine import refine_gradient_ncc
 from croco_pipeline.localisation.service import Context, localise_folder
 from croco_pipeline.localisation.voting import vote
 
@@ -56,6 +57,18 @@ def test_refinement_reaches_sub_stride_accuracy(
     assert max(map(abs, _fix_error(coarse, r0, c0))) <= STRIDE
     assert max(map(abs, _fix_error(fine, r0, c0))) < 0.3
     assert 0.0 <= fine.confidence <= 1.0 and len(fine.candidates) == 5
+    # the classical check at the fix: the oracle's RGB is a colouring of the heights
+    assert fine.features["gradient_ncc"] > 0.9
+
+
+def test_gradient_check_is_low_away_from_the_truth(oracle_map, heights) -> None:
+    _, source = oracle_map
+    r0, c0 = 37, 51
+    elev, valid = heights[None, r0 : r0 + 40, c0 : c0 + 40], np.ones((40, 40), bool)
+    at_truth = refine_gradient_ncc(source, (r0, c0), elev, valid, 1)
+    elsewhere = refine_gradient_ncc(source, (r0 + 60, c0 + 10), elev, valid, 1)
+    assert at_truth[2] > 0.9 and abs(at_truth[0]) < 0.5 and abs(at_truth[1]) < 0.5
+    assert elsewhere[2] < 0.5
 
 
 def _context(oracle, oracle_map, **params) -> Context:

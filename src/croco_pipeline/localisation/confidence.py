@@ -3,7 +3,9 @@
 Features (all roughly in [0, 1]): ``peak_margin`` = 1 - second peak / first peak (a unique answer),
 ``vote_share`` = share of query tiles whose best candidate votes within one cell of the winner,
 ``refine_score`` = the refinement's best correlation, ``relief`` = 1 - exp(-spread / 5 m) with
-spread the 10-90 percentile range of the query's heights (flat ground holds nothing to match).
+spread the 10-90 percentile range of the query's heights (flat ground holds nothing to match),
+``gradient_ncc`` = the classical check: normalised cross-correlation of the query's height gradients
+with the ortho's grey gradients at the fix (best of +-1 px), independent of the learned embedding.
 ``confidence`` maps them through a logistic function whose coefficients ``fit_confidence`` learns on
 validation fixes known right or wrong (``localize_eval`` fits them and reports the fitted values).
 """
@@ -15,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-FEATURES = ("peak_margin", "vote_share", "refine_score", "relief")
+FEATURES = ("peak_margin", "vote_share", "refine_score", "relief", "gradient_ncc")
 RELIEF_SCALE_M = 5.0
 
 
@@ -35,6 +37,7 @@ def confidence_features(
     agreeing_share: float,
     refine_score: float,
     spread_m: float = 0.0,
+    gradient_ncc: float = 0.0,
 ) -> dict[str, float]:
     """The raw features of one fix (see the module docstring)."""
     return {
@@ -42,6 +45,7 @@ def confidence_features(
         "vote_share": float(agreeing_share),
         "refine_score": float(refine_score) if math.isfinite(refine_score) else 0.0,
         "relief": 1.0 - math.exp(-max(0.0, float(spread_m)) / RELIEF_SCALE_M),
+        "gradient_ncc": float(gradient_ncc) if math.isfinite(gradient_ncc) else 0.0,
     }
 
 

@@ -127,7 +127,11 @@ def locate(
     x, y = t * (b * s + dc, a * s + dr)
     second = peaks[1][2] if len(peaks) > 1 else 0.0
     spread = height_spread(elevation[0], valid)
-    feats = confidence_features(mass, second, grid.agreeing_share(a, b), refine_score, spread)
+    fixed = (a * s + int(round(dr)), b * s + int(round(dc)))
+    check = refine_gradient_ncc(source, fixed, elevation, valid, 1)[2]
+    feats = confidence_features(
+        mass, second, grid.agreeing_share(a, b), refine_score, spread, check
+    )
     conf = confidence(feats, params.confidence.bias, params.confidence.weights)
     cands = [(*(t * (pb * s, pa * s)), m) for pa, pb, m in peaks]
     return Fix(float(x), float(y), mass / len(tiles[0]), conf, feats, cands, grid, len(tiles[0]))

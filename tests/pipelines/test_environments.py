@@ -18,11 +18,12 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.warp import transform as warp_transform
 
+from croco_pipeline.config_loader import RuntimeParamsLastLoader
 from croco_pipeline.data.datasets import TileStackDataset
 from croco_pipeline.data.geo import GeoRaster, write_geotiff
 from croco_pipeline.data.provenance import REBUILD_INGEST
 
-from .conftest import KedroRunError, kedro_run, make_project
+from .conftest import ROOT, KedroRunError, kedro_run, make_project
 
 DSM_CRS, RGB_CRS = CRS.from_epsg(26910), CRS.from_epsg(32610)
 ORIGIN = (493000.0, 4878000.0)  # top-left of the DSM, metres in EPSG:26910
@@ -85,7 +86,10 @@ def test_two_environments_in_turn_then_later_pipelines_alone(tmp_path: Path) -> 
     kedro_run(project, ["ingest", "preprocess"], PAIR_PARAMS, env="autzen")  # data/autzen/
     # each environment's later pipelines alone, after the other one ran
     kedro_run(project, ["preprocess", "train", "evaluate"])
-    kedro_run(project, ["preprocess", "train", "evaluate"], PAIR_PARAMS, env="autzen")
+    out = kedro_run(project, ["preprocess", "train", "evaluate"], PAIR_PARAMS, env="autzen")
+    # the autzen env starts from the default env's model (train.init_from); only the elevation
+    # stem (3 channels there, 1 here) keeps its initialisation
+    assert "train.init_from:" in out and "keep their initialisation" in out
 
     default, autzen = project / "data", project / "data" / "autzen"
     assert sorted(p.name for p in autzen.iterdir()) == [
@@ -133,3 +137,25 @@ def test_stale_ingest_names_the_dataset_and_the_command(tmp_path: Path) -> None:
     message = str(err.value)
     assert "dataset 'ingested_rasters' is stale" in message and REBUILD_INGEST in message
     assert "asks for ['DEM_C123_TLI', 'DEM+B_C123']" in message
+
+
+def _parameters(env: str, runtime: dict | None = None) -> dict:
+    loader = RuntimeParamsLastLoader(
+        conf_source=str(ROOT / "conf"), env=env, base_env="base", default_run_env="local",
+        runtime_params=runtime,
+    )  # fmt: skip
+    return loader["parameters"]
+
+
+def test_runtime_params_change_only_the_keys_they_name_in_an_environment() -> None:
+    # autzen does not restate `localize`: Kedro's own loader merges `--params` into the autzen folder
+    # first, and the destructive env merge then replaced the whole section with {queries: ...}
+    plain = _parameters("autzen")
+    got = _parameters("autzen", {"localize": {"queries": "q"}, "make_queries": {"seed": 5}})
+    assert got["localize"] == {**plain["localize"], "queries": "q"}
+    assert got["localize"]["rerank"]["weight"] > 0 and got["make_queries"]["seed"] == 5
+    # the environment still replaces base's sections whole: no base track lengths leak in
+    assert got["make_queries"] == {**plain["make_queries"], "seed": 5}
+    assert (
+        got["make_queries"]["tracks"] == {4: 50} != _parameters("local")["make_queries"]["tracks"]
+    )

@@ -352,7 +352,13 @@ def load_initial_weights(model: nn.Module, path: str) -> None:
     stem of a scene with another channel count) keeps its initialisation and is logged.
     """
     if not Path(path).is_file():
-        raise bad_param("train.init_from", path, "the path of a croco_model.pt or checkpoint file")
+        raise bad_param(
+            "train.init_from",
+            path,
+            "the path of an existing croco_model.pt or checkpoint file (train that model first, "
+            "e.g. `kedro run --pipelines=synthesize,ingest,preprocess,train` writes "
+            "data/06_models/croco_model.pt; or set train.init_from: null)",
+        )
     saved = torch.load(path, map_location="cpu", weights_only=True)
     weights = saved.get("state_dict", saved.get("model")) if isinstance(saved, dict) else None
     if not isinstance(weights, dict):

@@ -7,12 +7,8 @@ import pytest
 from affine import Affine
 from scipy.ndimage import gaussian_filter
 
-from croco_pipeline.localisation.baseline import (
-    GradientNccMap,
-    gradient_image,
-    gradient_valid,
-    locate_whole_scan,
-)
+from croco_pipeline.localisation.baseline import locate_whole_scan
+from croco_pipeline.localisation.ncc import GradientNccMap, gradient_image, gradient_valid
 
 GSD = 2.0
 MAP_TRANSFORM = Affine(GSD, 0.0, 500_000.0, 0.0, -GSD, 4_000_400.0)

@@ -20,11 +20,14 @@ from croco_pipeline.localisation.evaluation import (
     error_cdf_figure,
     error_map_figure,
     errors_m,
+    fix_keys,
     kind_of,
     localisation_metrics,
     markdown_table,
+    per_fix_rates,
     split_of,
     summarise,
+    threshold_rates,
 )
 
 
@@ -159,12 +162,33 @@ def test_confidence_report_refits_weights_on_validation_rows() -> None:
     assert fitted["meets_target"] and fitted["flagged_wrong"] >= 0.9 and fitted["kept_right"] == 1.0
     # test rows were not used to fit; the separation carries over
     assert fitted["test"]["flagged_wrong"] >= 0.9 and fitted["test"]["kept_right"] >= 0.9
+    # single scans only: counting fixes changes nothing
+    assert fitted["per_fix"]["test"] == fitted["test"] and fitted["per_fix"]["val"]["n_right"] == 10
     # bias_at_half moves the chosen threshold to 0.5: same flags on every row
     feats = table[["peak_margin", "relief"]].to_dict("records")
     at_fit = [confidence(f, fitted["bias"], fitted["weights"]) for f in feats]
     at_half = [confidence(f, fitted["bias_at_half"], fitted["weights"]) for f in feats]
     assert np.array_equal(np.array(at_fit) < fitted["threshold"], np.array(at_half) < 0.5)
     assert confidence(feats[0], fitted["bias_at_half"], fitted["weights"]) != at_fit[0]
+
+
+def test_per_fix_rates_count_a_track_once() -> None:
+    # track A: 4 right scans at confidence 0.2; track B: one right and one wrong scan at 0.3;
+    # singles: s1 right at 0.9, s2 wrong at 0.1, s3 wrong at 0.8
+    table = pd.DataFrame({
+        "query": ["a0", "a1", "a2", "a3", "b0", "b1", "s1", "s2", "s3"],
+        "track": ["A"] * 4 + ["B"] * 2 + [None, "", None],
+    })  # fmt: skip
+    keys = fix_keys(table)
+    assert keys.tolist() == ["track:A"] * 4 + ["track:B"] * 2 + ["scan:s1", "scan:s2", "scan:s3"]
+    conf = np.array([0.2] * 4 + [0.3] * 2 + [0.9, 0.1, 0.8])
+    correct = np.array([True] * 4 + [True, False] + [True, False, False])
+    per_scan = threshold_rates(conf, correct, 0.5)
+    assert (per_scan["n_right"], per_scan["kept_right"]) == (6, pytest.approx(1 / 6))
+    got = per_fix_rates(conf, correct, keys, 0.5)
+    # fixes: A right (flagged), B wrong (half its scans right: not more than half), s1 right
+    assert (got["n_right"], got["n_wrong"]) == (2, 3)
+    assert got["kept_right"] == 0.5 and got["flagged_wrong"] == pytest.approx(2 / 3)
 
 
 def test_displacement_is_seeded_and_kilometres() -> None:

@@ -7,7 +7,7 @@ import pytest
 from conftest import GSD, ORIGIN, STATS, STRIDE, cloud_points, write_las
 
 from croco_pipeline.errors import CrocoInputError
-from croco_pipeline.localisation.locate import locate
+from croco_pipeline.localisation.locate import check_peaks, locate, peak_scores, rerank_peaks
 from croco_pipeline.localisation.params import LocalizeParams
 from croco_pipeline.localisation.refine import refine_gradient_ncc
 from croco_pipeline.localisation.service import Context, localise_folder
@@ -69,6 +69,26 @@ def test_gradient_check_is_low_away_from_the_truth(oracle_map, heights) -> None:
     elsewhere = refine_gradient_ncc(source, (r0 + 60, c0 + 10), elev, valid, 1)
     assert at_truth[2] > 0.9 and abs(at_truth[0]) < 0.5 and abs(at_truth[1]) < 0.5
     assert elsewhere[2] < 0.5
+
+
+def test_the_classical_check_reranks_the_vote_peaks(oracle_map, heights) -> None:
+    _, source = oracle_map
+    r0, c0 = 37, 51  # 1 and 3 px off the lattice: the check searches one stride around a cell
+    elev, valid = heights[None, r0 : r0 + 40, c0 : c0 + 40], np.ones((40, 40), bool)
+    right = (r0 // STRIDE, c0 // STRIDE, 9.0)
+    wrong = (r0 // STRIDE + 15, c0 // STRIDE + 2, 10.0)  # more votes, 60 px away
+    peaks = [wrong, right, (0, 0, 1.0)]
+    checks = check_peaks(source, peaks, STRIDE, elev, valid, 2)
+    assert checks[1] > 0.9 and checks[0] < 0.5 and np.isnan(checks[2])  # the third is not checked
+    # weight 0: the vote's order, scores = support / first support
+    assert peak_scores(peaks, checks, 0.0) == pytest.approx([1.0, 0.9, 0.1])
+    assert rerank_peaks(peak_scores(peaks, checks, 0.0)) == [0, 1, 2]
+    # 9 / 10 + NCC > 0.9 beats 10 / 10 + NCC < 0.5
+    scores = peak_scores(peaks, checks, 1.0)
+    assert scores[:2] == pytest.approx([1.0 + max(checks[0], 0.0), 0.9 + checks[1]])
+    assert rerank_peaks(scores) == [1, 0, 2] and scores[2] == -np.inf  # unchecked: never wins
+    # a negative correlation counts as none
+    assert peak_scores(peaks, np.array([-0.5, 0.2, np.nan]), 2.0)[:2] == pytest.approx([1.0, 1.3])
 
 
 def _context(oracle, oracle_map, **params) -> Context:

@@ -11,7 +11,7 @@ from rasterio.crs import CRS
 from croco_pipeline.errors import CrocoInputError
 from croco_pipeline.localisation.datasets import LocalisationMapDataset, read_map
 from croco_pipeline.localisation.mapping import check_map, make_index
-from croco_pipeline.localisation.ortho import GeoTiffOrtho, StackMosaic
+from croco_pipeline.localisation.ortho import GeoTiffOrtho, InMemoryOrtho, StackMosaic, open_ortho
 
 
 def test_round_trip_keeps_vectors_centres_and_metadata(tmp_path: Path, oracle_map) -> None:
@@ -104,3 +104,12 @@ def test_geotiff_ortho_in_another_crs_is_warped_to_the_stack_grid(tmp_path: Path
     ref, _ = mosaic.read(Block(20 + r0, 20 + c0, 40, 40))
     assert valid.all()
     assert np.abs(rgb.astype(int) - ref.astype(int)).mean() < 12
+    # read once into memory: the same pixels, also for blocks overhanging the grid
+    in_memory = open_ortho(tmp_path / "ortho.tif", list, 1.0, "EPSG:26915", 10**6)
+    assert isinstance(in_memory, InMemoryOrtho) and in_memory.grid.shape == ortho.grid.shape
+    assert in_memory.grid.transform == ortho.grid.transform
+    rows, cols = ortho.grid.shape
+    for block in (Block(20, 20, 40, 40), Block(-5, cols - 30, 40, 60), Block(rows + 1, 0, 4, 4)):
+        a, b = ortho.read(block), in_memory.read(block)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+    assert isinstance(open_ortho(tmp_path / "ortho.tif", list, 1.0, "EPSG:26915", 10), GeoTiffOrtho)

@@ -1,6 +1,8 @@
 """Confidence of a fix: raw features from the vote and the refinement, and a calibrated mapping.
 
-Features (all roughly in [0, 1]): ``peak_margin`` = 1 - second peak / first peak (a unique answer),
+Features (all roughly in [0, 1]): ``peak_margin`` = 1 - runner-up / winner score of the candidate
+fixes (the vote support relative to the first peak, plus the re-ranking's weight x gradient NCC where
+``localize.rerank`` is on; without it, 1 - second / first vote peak): a unique answer,
 ``vote_share`` = share of query tiles whose best candidate votes within one cell of the winner,
 ``refine_score`` = the refinement's best correlation, ``relief`` = 1 - exp(-spread / 5 m) with
 spread the 10-90 percentile range of the query's heights (flat ground holds nothing to match),

@@ -280,6 +280,24 @@ def better_baseline(metrics: Mapping[str, Any], names: list[str], split: str | N
     return max(names, key=score)
 
 
+def fix_keys(table: pd.DataFrame) -> np.ndarray:
+    """One key per fix: the scans of a track share one (one offset, one confidence), a single scan
+    is its own."""
+    query = table["query"].astype(str).to_numpy()
+    track = table["track"].fillna("").astype(str).to_numpy() if "track" in table else query
+    return np.where(track != "", "track:" + track, "scan:" + query).astype(object)
+
+
+def per_fix_rates(
+    conf: np.ndarray, correct: np.ndarray, keys: np.ndarray, threshold: float
+) -> dict[str, Any]:
+    """``threshold_rates`` counting each fix once: a track is right when more than half its scans are,
+    and carries its scans' mean confidence."""
+    frame = pd.DataFrame({"key": keys, "conf": conf, "right": correct.astype(float)})
+    fixes = frame.groupby("key", sort=True).mean()
+    return threshold_rates(fixes["conf"].to_numpy(), fixes["right"].to_numpy() > 0.5, threshold)
+
+
 def confidence_report(
     table: pd.DataFrame,
     splits: np.ndarray,
@@ -287,9 +305,10 @@ def confidence_report(
     flag: float = 0.9,
     keep: float = 0.9,
 ) -> dict[str, Any]:
-    """Threshold chosen on validation rows (all rows if none), and its rates on test rows; under
-    ``fitted`` the same for weights refit on those rows (``fit_confidence``), to paste into
-    ``localize.confidence`` (``bias_at_half``: the bias that puts the chosen threshold at 0.5)."""
+    """Threshold chosen on validation rows (all rows if none), and its rates on test rows, per scan
+    and under ``per_fix`` per fix (a track once); under ``fitted`` the same for weights refit on
+    those rows (``fit_confidence``), to paste into ``localize.confidence`` (``bias_at_half``: the
+    bias that puts the chosen threshold at 0.5)."""
     err = errors_m(table)
     known = ~np.isnan(err) & table["confidence"].notna().to_numpy()
     correct = err <= wrong_m
@@ -299,11 +318,17 @@ def confidence_report(
         return {"chosen_on": None, "threshold": None}
     test = known & (splits == "test")
 
+    keys = fix_keys(table)
+
     def rates(conf: np.ndarray) -> dict[str, Any]:
         out = confidence_threshold(conf[pick], correct[pick], flag, keep)
         out["chosen_on"] = chosen_on
+        t = out["threshold"]
+        # a track counted once, not once per scan (an 8-scan track weighs 8 single scans above)
+        out["per_fix"] = {chosen_on: per_fix_rates(conf[pick], correct[pick], keys[pick], t)}
         if test.any():
-            out["test"] = threshold_rates(conf[test], correct[test], out["threshold"])
+            out["test"] = threshold_rates(conf[test], correct[test], t)
+            out["per_fix"]["test"] = per_fix_rates(conf[test], correct[test], keys[test], t)
         return out
 
     report = rates(table["confidence"].to_numpy(float))

@@ -36,7 +36,8 @@ class Fix:
     score: float
     confidence: float
     features: dict[str, float]
-    candidates: list[tuple[float, float, float]]  # top-left (x, y) and vote mass, best first
+    candidates: list[tuple[float, float, float]]  # top-left (x, y) and vote mass, chosen first
+    checks: list[float]  # each candidate's gradient NCC (NaN where not checked)
     votes: VoteGrid
     n_tiles: int
 
@@ -86,6 +87,39 @@ def _refine(
     )
 
 
+def check_peaks(
+    source: OrthoSource,
+    peaks: list[tuple[int, int, float]],
+    stride: int,
+    elevation: np.ndarray,
+    valid: np.ndarray,
+    n: int,
+) -> np.ndarray:
+    """The classical gradient NCC of the query at each of the first ``n`` vote peaks, best within
+    one map stride of the peak's cell (NaN for the peaks after them)."""
+    out = np.full(len(peaks), np.nan)
+    for i, (a, b, _) in enumerate(peaks[:n]):
+        out[i] = refine_gradient_ncc(source, (a * stride, b * stride), elevation, valid, stride)[2]
+    return out
+
+
+def peak_scores(
+    peaks: list[tuple[int, int, float]], checks: np.ndarray, weight: float
+) -> np.ndarray:
+    """Each vote peak's score: support / first support + ``weight`` x max(gradient NCC, 0); with a
+    positive weight an unchecked peak (NaN) scores -inf and never wins."""
+    support = np.array([m for _, _, m in peaks]) / max(peaks[0][2], 1e-12)
+    if weight <= 0:
+        return support
+    return np.where(np.isnan(checks), -np.inf, support + weight * np.clip(checks, 0.0, None))
+
+
+def rerank_peaks(scores: np.ndarray) -> list[int]:
+    """Peak order: the best score first, the others in vote order."""
+    win = int(np.argmax(scores))
+    return [win] + [i for i in range(len(scores)) if i != win]
+
+
 def locate(
     model: Any,
     lmap: LocalisationMap,
@@ -106,9 +140,14 @@ def locate(
     lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
     rc = np.where((idx >= 0)[..., None], lattice[np.maximum(idx, 0)], -1)
     grid = vote(tiles[0], tiles[1], scores, rc, tuple(meta["lattice_shape"]), s, valid.shape)
-    peaks = grid.peaks(params.top_candidates, max(1, p // s))
+    n_peaks = max(params.top_candidates, params.rerank.candidates)
+    peaks = grid.peaks(n_peaks, max(1, p // s))
     if not peaks:
         raise ValueError(f"query {name}: no candidate with a positive similarity")
+    checks = check_peaks(source, peaks, s, elevation, valid, params.rerank.candidates)
+    ranked = peak_scores(peaks, checks, params.rerank.weight)
+    order = rerank_peaks(ranked)
+    peaks, checks, ranked = [peaks[i] for i in order], checks[order], ranked[order]
     a, b, mass = peaks[0]
     dr, dc, refine_score = _refine(
         model,
@@ -125,13 +164,15 @@ def locate(
     )
     t = Affine(*meta["grid_transform"])
     x, y = t * (b * s + dc, a * s + dr)
-    second = peaks[1][2] if len(peaks) > 1 else 0.0
+    second = max(float(ranked[1:].max(initial=0.0)), 0.0)  # the runner-up's score
     spread = height_spread(elevation[0], valid)
     fixed = (a * s + int(round(dr)), b * s + int(round(dc)))
     check = refine_gradient_ncc(source, fixed, elevation, valid, 1)[2]
     feats = confidence_features(
-        mass, second, grid.agreeing_share(a, b), refine_score, spread, check
+        float(ranked[0]), second, grid.agreeing_share(a, b), refine_score, spread, check
     )
     conf = confidence(feats, params.confidence.bias, params.confidence.weights)
-    cands = [(*(t * (pb * s, pa * s)), m) for pa, pb, m in peaks]
-    return Fix(float(x), float(y), mass / len(tiles[0]), conf, feats, cands, grid, len(tiles[0]))
+    top = params.top_candidates
+    cands = [(*(t * (pb * s, pa * s)), m) for pa, pb, m in peaks[:top]]
+    return Fix(float(x), float(y), mass / len(tiles[0]), conf, feats, cands, checks[:top].tolist(),
+               grid, len(tiles[0]))  # fmt: skip

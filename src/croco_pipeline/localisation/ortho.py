@@ -133,7 +133,36 @@ class GeoTiffOrtho:
         return rgb, valid
 
 
-OrthoSource = StackMosaic | GeoTiffOrtho
+class InMemoryOrtho:
+    """Another ortho source read once, whole, into memory (by blocks): localising many scans reads
+    small blocks all over the map, each a slice here instead of a warp of the GeoTIFF."""
+
+    def __init__(self, source: GeoTiffOrtho | StackMosaic, block_px: int = 2048) -> None:
+        rows, cols = source.grid.shape
+        self.rgb = np.zeros((3, rows, cols), dtype=np.uint8)
+        self.valid = np.zeros((rows, cols), dtype=bool)
+        for b in iter_blocks((rows, cols), block_px, 0):
+            rgb, valid = source.read(b)
+            self.rgb[:, b.row : b.row + b.height, b.col : b.col + b.width] = rgb
+            self.valid[b.row : b.row + b.height, b.col : b.col + b.width] = valid
+        self.grid = source.grid
+        self.description = source.description
+
+    def read(self, block: Block) -> tuple[np.ndarray, np.ndarray]:
+        """(rgb uint8 (3, h, w), valid bool (h, w)) of ``block``; invalid outside the grid."""
+        rgb = np.zeros((3, block.height, block.width), dtype=np.uint8)
+        valid = np.zeros((block.height, block.width), dtype=bool)
+        rows, cols = self.grid.shape
+        r0, c0 = max(block.row, 0), max(block.col, 0)
+        r1, c1 = min(block.row + block.height, rows), min(block.col + block.width, cols)
+        if r1 > r0 and c1 > c0:
+            dst = (slice(r0 - block.row, r1 - block.row), slice(c0 - block.col, c1 - block.col))
+            rgb[:, dst[0], dst[1]] = self.rgb[:, r0:r1, c0:c1]
+            valid[dst] = self.valid[r0:r1, c0:c1]
+        return rgb, valid
+
+
+OrthoSource = StackMosaic | GeoTiffOrtho | InMemoryOrtho
 
 
 def iter_blocks(shape: tuple[int, int], block_px: int, overlap: int) -> list[Block]:
@@ -163,9 +192,16 @@ def overview(source: OrthoSource, max_px: int = 1200) -> tuple[np.ndarray, Affin
 
 
 def open_ortho(
-    path: Path | None, stacks: Callable[[], list[TileStack]], gsd: float, crs: str | None
+    path: Path | None,
+    stacks: Callable[[], list[TileStack]],
+    gsd: float,
+    crs: str | None,
+    in_memory_max_px: int = 0,
 ) -> OrthoSource:
-    """The ortho GeoTIFF at ``path`` warped to the working grid, else the aligned stacks' mosaic."""
-    if path is not None:
-        return GeoTiffOrtho(path, gsd, crs)
-    return StackMosaic(stacks())
+    """The ortho GeoTIFF at ``path`` warped to the working grid, else the aligned stacks' mosaic; a
+    GeoTIFF of at most ``in_memory_max_px`` grid pixels is warped once into memory (0: never)."""
+    if path is None:
+        return StackMosaic(stacks())
+    source = GeoTiffOrtho(path, gsd, crs)
+    rows, cols = source.grid.shape
+    return InMemoryOrtho(source) if rows * cols <= in_memory_max_px else source

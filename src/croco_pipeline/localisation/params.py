@@ -45,6 +45,17 @@ class RefineParams(StrictParams):
     )
 
 
+class RerankParams(StrictParams):
+    """The top vote peaks checked by the classical gradient correlation before refinement."""
+
+    section = "localize.rerank"
+
+    candidates: int = Field(default=5, ge=1, description="vote peaks checked (the top ones)")
+    weight: float = Field(
+        default=0.0, ge=0, description="peak score = support / best support + weight * NCC"
+    )
+
+
 class ConfidenceParams(StrictParams):
     """Logistic mapping of the confidence features to [0, 1] (fit on validation data)."""
 
@@ -84,7 +95,11 @@ class LocalizeParams(StrictParams):
     tile_stride_m: float | None = Field(default=None, gt=0, description="null: the map stride")
     min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
     top_candidates: int = Field(default=5, ge=1)
+    ortho_in_memory_max_px: int = Field(
+        default=100_000_000, ge=0, description="an ortho GeoTIFF up to this size is read once"
+    )
     batch_size: int = Field(default=256, ge=1)
     device: str = "auto"
+    rerank: RerankParams = Field(default_factory=lambda: RerankParams())
     refine: RefineParams = Field(default_factory=lambda: RefineParams())
     confidence: ConfidenceParams = Field(default_factory=lambda: ConfidenceParams())

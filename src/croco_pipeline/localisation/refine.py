@@ -14,8 +14,8 @@ import torch
 
 from croco_pipeline.data.stack import normalise_rgb
 from croco_pipeline.data.windows import cut_windows
-from croco_pipeline.evaluation.baseline import LUMA, gradient_magnitude
 from croco_pipeline.evaluation.retrieval import embed_patches
+from croco_pipeline.localisation.ncc import GradientNccMap, gradient_image, gradient_valid
 from croco_pipeline.localisation.ortho import Block, OrthoSource
 
 
@@ -105,25 +105,17 @@ def refine_gradient_ncc(
     valid: np.ndarray,
     radius: int,
 ) -> tuple[float, float, float]:
-    """Best (row shift, col shift, NCC) of height vs grey gradient magnitudes around ``top_left``."""
+    """Best (row shift, col shift, NCC) of height vs grey gradient magnitudes around ``top_left``
+    (every shift within ``radius`` px at once, by FFT; sub-pixel peak)."""
     h, w = valid.shape
+    # one px more than the shifts need on each side: the gradient drops the block's border
     block = Block(
         top_left[0] - radius - 1, top_left[1] - radius - 1, h + 2 * radius + 2, w + 2 * radius + 2
     )
-    rgb, _ = source.read(block)
-    grey = torch.einsum("chw,c->hw", torch.from_numpy(rgb).float(), torch.tensor(LUMA))
-    g_map = gradient_magnitude(grey[None])[0].numpy()  # one px border dropped: block + radius
-    g_q = gradient_magnitude(torch.from_numpy(elevation[0:1]).float())[0].numpy()
-    mask = valid[1:-1, 1:-1]
-    qv = g_q[mask] - g_q[mask].mean()
-    qv /= max(float(np.linalg.norm(qv)), 1e-12)
-    surface = np.full((2 * radius + 1, 2 * radius + 1), -1.0)
-    for i, dr in enumerate(range(-radius, radius + 1)):
-        for j, dc in enumerate(range(-radius, radius + 1)):
-            win = g_map[
-                radius + dr + 1 : radius + dr + h - 1, radius + dc + 1 : radius + dc + w - 1
-            ]
-            mv = win[mask] - win[mask].mean()
-            surface[i, j] = float(qv @ mv) / max(float(np.linalg.norm(mv)), 1e-12)
-    a, b, best = subpixel_peak(surface)
+    rgb, ok = source.read(block)
+    surface = GradientNccMap(rgb, ok, min_overlap=0.0).ncc(
+        gradient_image(elevation[0]), gradient_valid(valid)
+    )
+    # surface[i, j]: the query's top-left at top_left + (i - radius - 1, j - radius - 1)
+    a, b, best = subpixel_peak(surface[1:-1, 1:-1])
     return a - radius, b - radius, best

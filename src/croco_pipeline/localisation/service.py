@@ -64,6 +64,9 @@ def _fix_rows(fix: Fix, loaded: LoadedQuery, item: QueryItem, crs: str) -> list[
         row["top5"] = json.dumps(
             [[round(cx + x - fix.x, 2), round(cy + y - fix.y, 2)] for cx, cy, _ in fix.candidates]
         )
+        # the candidates' vote support and classical check, for re-ranking studies
+        row["top5_support"] = json.dumps([round(m, 4) for _, _, m in fix.candidates])
+        row["top5_gradient_ncc"] = json.dumps([round(c, 4) for c in fix.checks])
         if scan.truth is not None:
             row.update(truth_x=scan.truth[0], truth_y=scan.truth[1],
                        error_m=math.hypot(x - scan.truth[0], y - scan.truth[1]))  # fmt: skip

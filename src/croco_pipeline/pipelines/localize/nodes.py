@@ -36,7 +36,7 @@ def localize_queries(
     check_map(localisation_map, spec)
     device = resolve_device(params.device, "localize.device")
     stacks = lambda: list(materialise(aligned_stacks).values())  # noqa: E731
-    source = open_ortho(map_ortho, stacks, spec.gsd, meta["crs"])
+    source = open_ortho(map_ortho, stacks, spec.gsd, meta["crs"], params.ortho_in_memory_max_px)
     check_ortho(localisation_map, source)
     ctx = Context(
         load_model(croco_model).to(device),

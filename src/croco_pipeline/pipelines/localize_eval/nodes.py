@@ -42,17 +42,17 @@ def baseline_localisations(
     """The classical baseline on the same queries (read and displaced alike): one row per scan and
     method (``whole_scan``: FFT gradient NCC of the whole scan; ``tiled``: the same tiling and voting)."""
     p = LocalizeEvalParams.from_params(localize_eval)
+    params = LocalizeParams.from_params(localize)
     meta = localisation_map.metadata
     stacks = lambda: list(materialise(aligned_stacks).values())  # noqa: E731
-    source = open_ortho(map_ortho, stacks, float(meta["gsd"]), meta["crs"])
+    source = open_ortho(
+        map_ortho, stacks, float(meta["gsd"]), meta["crs"], params.ortho_in_memory_max_px
+    )
     maps = prepare_baselines(
         source, meta, p.baseline_whole_scan, p.baseline_tiled, p.baseline_min_overlap
     )
     rows = localise_folder_baseline(
-        maps,
-        localisation_queries,
-        LocalizeParams.from_params(localize),
-        NormalisationStats.from_dict(normalisation_stats),
+        maps, localisation_queries, params, NormalisationStats.from_dict(normalisation_stats)
     )
     tables = [pd.DataFrame(r).assign(method=m) for m, r in rows.items()]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame({"method": []})
@@ -155,11 +155,18 @@ def _confidence_line(what: str, c: dict[str, Any]) -> str:
         if test
         else ""
     )
+    fixes = "; ".join(
+        f"{split} {_pct(r.get('flagged_wrong'))} / {_pct(r.get('kept_right'))} "
+        f"({r['n_wrong']} wrong, {r['n_right']} right)"
+        for split, r in c.get("per_fix", {}).items()
+    )
     return (
         f"{what}: threshold {c['threshold']:.3f} (chosen on {c['chosen_on']} queries) flags "
         f"{_pct(c['flagged_wrong'])} of {c['n_wrong']} wrong fixes and keeps "
         f"{_pct(c['kept_right'])} of {c['n_right']} right ones (targets met: {c['meets_target']})"
-        f"{on_test}.\n"
+        f"{on_test}."
+        + (f" Counting a track once (flagged / kept): {fixes}." if fixes else "")
+        + "\n"
     )
 
 

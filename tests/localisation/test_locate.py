@@ -91,6 +91,22 @@ def test_the_classical_check_reranks_the_vote_peaks(oracle_map, heights) -> None
     assert peak_scores(peaks, np.array([-0.5, 0.2, np.nan]), 2.0)[:2] == pytest.approx([1.0, 1.3])
 
 
+def test_the_best_candidates_are_refined_and_ranked_by_their_refinement(
+    oracle, oracle_map, heights
+) -> None:
+    lmap, source = oracle_map
+    r0, c0 = 37, 51
+    elev, valid = heights[None, r0 : r0 + 40, c0 : c0 + 40], np.ones((40, 40), bool)
+    rerank = {"candidates": 5, "weight": 4.0, "refine_candidates": 3, "refine_weight": 8.0}
+    params = LocalizeParams.from_params({"rerank": rerank})
+    fix = locate(oracle, lmap, source, elev, valid, STATS, params, "q")
+    assert max(map(abs, _fix_error(fix, r0, c0))) < 0.3
+    refined = np.array(fix.refined)
+    # three candidates refined (the winner first: its refinement is the fix's), the rest not
+    assert np.isfinite(refined[:3]).all() and np.isnan(refined[3:]).all()
+    assert refined[0] == pytest.approx(fix.features["refine_score"]) == np.nanmax(refined)
+
+
 def _context(oracle, oracle_map, **params) -> Context:
     lmap, source = oracle_map
     return Context(oracle, lmap, source, STATS, LocalizeParams.from_params(params))

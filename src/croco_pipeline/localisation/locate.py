@@ -6,6 +6,7 @@ top-left corner lies on the map, from which callers place any point given relati
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,7 +23,7 @@ from croco_pipeline.localisation.confidence import (
 )
 from croco_pipeline.localisation.mapping import LocalisationMap
 from croco_pipeline.localisation.ortho import OrthoSource
-from croco_pipeline.localisation.params import LocalizeParams
+from croco_pipeline.localisation.params import LocalizeParams, RerankParams
 from croco_pipeline.localisation.refine import refine_embedding, refine_gradient_ncc
 from croco_pipeline.localisation.voting import VoteGrid, query_tiles, vote
 
@@ -40,6 +41,7 @@ class Fix:
     checks: list[float]  # each candidate's gradient NCC (NaN where not checked)
     votes: VoteGrid
     n_tiles: int
+    refined: list[float]  # each candidate's refinement score (NaN where not refined)
 
 
 def _tile_stride(lmap: LocalisationMap, params: LocalizeParams) -> int:
@@ -120,6 +122,29 @@ def rerank_peaks(scores: np.ndarray) -> list[int]:
     return [win] + [i for i in range(len(scores)) if i != win]
 
 
+Refinement = tuple[float, float, float]  # row shift, col shift, score
+
+
+def rank_candidates(
+    peaks: list[tuple[int, int, float]],
+    checks: np.ndarray,
+    rerank: RerankParams,
+    refine_at: Callable[[tuple[int, int, float]], Refinement],
+) -> tuple[list[int], np.ndarray, np.ndarray, dict[int, Refinement]]:
+    """Order of the vote peaks: first by support and gradient NCC (``peak_scores``), then the
+    ``refine_candidates`` best are refined and ``refine_weight`` x their refinement score is added.
+
+    Returns (order, scores, refinement scores (NaN where not refined), refinements by peak index).
+    """
+    ranked = peak_scores(peaks, checks, rerank.weight)
+    best = np.argsort(-ranked, kind="stable")[: rerank.refine_candidates]
+    fits = {int(i): refine_at(peaks[i]) for i in best}
+    refined = np.array([fits[i][2] if i in fits else np.nan for i in range(len(peaks))])
+    if rerank.refine_weight > 0 and fits:  # the unrefined peaks rank below the refined
+        ranked = np.where(np.isnan(refined), -np.inf, ranked + rerank.refine_weight * refined)
+    return rerank_peaks(ranked), ranked, refined, fits
+
+
 def locate(
     model: Any,
     lmap: LocalisationMap,
@@ -145,23 +170,21 @@ def locate(
     if not peaks:
         raise ValueError(f"query {name}: no candidate with a positive similarity")
     checks = check_peaks(source, peaks, s, elevation, valid, params.rerank.candidates)
-    ranked = peak_scores(peaks, checks, params.rerank.weight)
-    order = rerank_peaks(ranked)
-    peaks, checks, ranked = [peaks[i] for i in order], checks[order], ranked[order]
-    a, b, mass = peaks[0]
-    dr, dc, refine_score = _refine(
-        model,
-        source,
-        (a * s, b * s),
-        tiles,
-        emb,
-        scores[:, 0],
-        elevation,
-        valid,
-        lmap,
-        params,
-        device,
+
+    def refine_at(peak: tuple[int, int, float]) -> Refinement:
+        return _refine(model, source, (peak[0] * s, peak[1] * s), tiles, emb, scores[:, 0],
+                       elevation, valid, lmap, params, device)  # fmt: skip
+
+    order, ranked, refined, fits = rank_candidates(peaks, checks, params.rerank, refine_at)
+    win = order[0]
+    dr, dc, refine_score = fits[win] if win in fits else refine_at(peaks[win])
+    peaks, checks, ranked, refined = (
+        [peaks[i] for i in order],
+        checks[order],
+        ranked[order],
+        refined[order],
     )
+    a, b, mass = peaks[0]
     t = Affine(*meta["grid_transform"])
     x, y = t * (b * s + dc, a * s + dr)
     second = max(float(ranked[1:].max(initial=0.0)), 0.0)  # the runner-up's score
@@ -175,4 +198,4 @@ def locate(
     top = params.top_candidates
     cands = [(*(t * (pb * s, pa * s)), m) for pa, pb, m in peaks[:top]]
     return Fix(float(x), float(y), mass / len(tiles[0]), conf, feats, cands, checks[:top].tolist(),
-               grid, len(tiles[0]))  # fmt: skip
+               grid, len(tiles[0]), refined[:top].tolist())  # fmt: skip

@@ -54,6 +54,8 @@ class RerankParams(StrictParams):
     weight: float = Field(
         default=0.0, ge=0, description="peak score = support / best support + weight * NCC"
     )
+    refine_candidates: int = Field(default=0, ge=0, description="vote peaks refined before ranking")
+    refine_weight: float = Field(default=0.0, ge=0, description="+ this x refinement score")
 
 
 class ConfidenceParams(StrictParams):

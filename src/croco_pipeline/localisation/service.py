@@ -67,6 +67,7 @@ def _fix_rows(fix: Fix, loaded: LoadedQuery, item: QueryItem, crs: str) -> list[
         # the candidates' vote support and classical check, for re-ranking studies
         row["top5_support"] = json.dumps([round(m, 4) for _, _, m in fix.candidates])
         row["top5_gradient_ncc"] = json.dumps([round(c, 4) for c in fix.checks])
+        row["top5_refine_score"] = json.dumps([round(c, 4) for c in fix.refined])
         if scan.truth is not None:
             row.update(truth_x=scan.truth[0], truth_y=scan.truth[1],
                        error_m=math.hypot(x - scan.truth[0], y - scan.truth[1]))  # fmt: skip

@@ -132,6 +132,8 @@ def confidence_threshold(
     """The threshold t (fixes with confidence < t are flagged) meeting both targets if it can:
     flag >= ``flag`` of the wrong fixes and keep >= ``keep`` of the right ones. Among thresholds
     meeting both the one keeping most right fixes wins; if none does, the best min(flagged, kept).
+    Every t between that confidence and the next lower one gives the same rates on these fixes;
+    the middle of that gap is returned, so that new fixes are not judged on a data point's edge.
     """
     conf = np.asarray(confidence, dtype=float)
     ok = np.asarray(correct, dtype=bool)
@@ -150,6 +152,9 @@ def confidence_threshold(
             best = dict(rates, threshold=float(t), meets_target=meets, _score=score)
     assert best is not None
     best.pop("_score")
+    below = candidates[candidates < best["threshold"]]
+    if len(below) and np.isfinite(best["threshold"]):
+        best["threshold"] = float(below[-1] + best["threshold"]) / 2
     return best
 
 

@@ -7,8 +7,14 @@ import pytest
 from conftest import GSD, ORIGIN, STATS, STRIDE, cloud_points, write_las
 
 from croco_pipeline.errors import CrocoInputError
-from croco_pipeline.localisation.locate import check_peaks, locate, peak_scores, rerank_peaks
-from croco_pipeline.localisation.params import LocalizeParams
+from croco_pipeline.localisation.locate import (
+    check_peaks,
+    locate,
+    peak_scores,
+    rank_candidates,
+    rerank_peaks,
+)
+from croco_pipeline.localisation.params import LocalizeParams, RerankParams
 from croco_pipeline.localisation.refine import refine_gradient_ncc
 from croco_pipeline.localisation.service import Context, localise_folder
 from croco_pipeline.localisation.voting import vote
@@ -89,6 +95,32 @@ def test_the_classical_check_reranks_the_vote_peaks(oracle_map, heights) -> None
     assert rerank_peaks(scores) == [1, 0, 2] and scores[2] == -np.inf  # unchecked: never wins
     # a negative correlation counts as none
     assert peak_scores(peaks, np.array([-0.5, 0.2, np.nan]), 2.0)[:2] == pytest.approx([1.0, 1.3])
+
+
+def test_the_refinement_score_can_overturn_the_first_stage() -> None:
+    # stage 1 (support + 1 x NCC): peak 0 scores 1.1, peak 1 0.9 + 0.1 = 1.0, peak 2 0.5 + 0.4 = 0.9
+    peaks = [(0, 0, 10.0), (1, 1, 9.0), (2, 2, 5.0)]
+    checks = np.array([0.1, 0.1, 0.4])
+    fit = {0: 0.2, 1: 0.5, 2: 0.9}  # refinement score by peak row
+    calls: list[int] = []
+
+    def refine_at(peak: tuple[int, int, float]) -> tuple[float, float, float]:
+        calls.append(peak[0])
+        return 0.0, 0.0, fit[peak[0]]
+
+    rerank = RerankParams(candidates=3, weight=1.0, refine_candidates=2, refine_weight=1.0)
+    order, ranked, refined, fits = rank_candidates(peaks, checks, rerank, refine_at)
+    # the two best of stage 1 are refined, once each: 1.1 + 0.2 = 1.3 < 1.0 + 0.5 = 1.5
+    assert calls == [0, 1] and sorted(fits) == [0, 1]
+    assert order == [1, 0, 2]
+    assert ranked[:2] == pytest.approx([1.3, 1.5]) and ranked[2] == -np.inf
+    assert refined[:2] == pytest.approx([0.2, 0.5]) and np.isnan(refined[2])
+    # refine_weight without refined candidates leaves the first stage's order
+    calls.clear()
+    off = RerankParams(candidates=3, weight=1.0, refine_candidates=0, refine_weight=8.0)
+    order, ranked, _, fits = rank_candidates(peaks, checks, off, refine_at)
+    assert (order, calls, fits) == ([0, 1, 2], [], {})
+    assert ranked == pytest.approx([1.1, 1.0, 0.9])
 
 
 def test_the_best_candidates_are_refined_and_ranked_by_their_refinement(

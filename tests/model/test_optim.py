@@ -106,3 +106,25 @@ def test_warmup_cosine_rejects_bad_steps() -> None:
     opt = torch.optim.SGD([nn.Parameter(torch.ones(1))], lr=1.0)
     with pytest.raises(ValueError, match="12"):
         warmup_cosine(opt, warmup_steps=12, total_steps=10)
+
+
+def test_lr_scale_puts_parameters_in_slower_groups_that_the_schedule_keeps() -> None:
+    net = nn.Sequential(nn.Linear(2, 2), nn.Linear(2, 2))
+    slow = {id(net[0].weight): 0.1, id(net[0].bias): 0.1}
+    opt = build_optimizer(net, "adam", 1e-3, 1e-4, 256, scale_lr="none", lr_scale=slow)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lr_of[id(net[0].weight)] == pytest.approx(1e-4)
+    assert lr_of[id(net[0].bias)] == pytest.approx(1e-4)
+    assert lr_of[id(net[1].weight)] == pytest.approx(1e-3)
+    decay_of = {id(p): g["weight_decay"] for g in opt.param_groups for p in g["params"]}
+    assert decay_of[id(net[0].weight)] == 1e-4 and decay_of[id(net[0].bias)] == 0.0
+    schedule = warmup_cosine(opt, 0, 10)
+    weights = (net[0].weight, net[1].weight)
+    before = [p.detach().clone() for p in weights]
+    net(torch.ones(4, 2)).pow(2).sum().backward()
+    opt.step()  # adam's first step moves each element by about its lr
+    schedule.step()
+    steps = [float((p.detach() - b).abs().max()) for p, b in zip(weights, before, strict=True)]
+    assert steps[0] == pytest.approx(1e-4, rel=0.01) and steps[1] == pytest.approx(1e-3, rel=0.01)
+    lr_of = {id(p): g["lr"] for g in opt.param_groups for p in g["params"]}
+    assert lr_of[id(net[0].weight)] / lr_of[id(net[1].weight)] == pytest.approx(0.1)

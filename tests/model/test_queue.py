@@ -168,3 +168,22 @@ def test_init_from_starts_from_saved_weights(tmp_path: Path) -> None:
     load_initial_weights(fresh, str(tmp_path / "three_channels.pt"))
     assert torch.equal(fresh.state_dict()["elev.0.weight"], stem)
     assert torch.equal(fresh.state_dict()["rgb.0.weight"], first.last_state["rgb.0.weight"])
+
+
+def test_init_lr_scale_slows_only_the_loaded_weights(tmp_path: Path) -> None:
+    first = _train(None, epochs=1)
+    # another channel count: the elevation stem is not loaded and learns at the full rate
+    other = dict(first.last_state, **{"elev.0.weight": torch.ones(8, 3, 3, 3)})
+    torch.save({"state_dict": other}, tmp_path / "init.pt")
+    runs = {
+        scale: _train(None, epochs=1, init_from=str(tmp_path / "init.pt"), init_lr_scale=scale)
+        for scale in (1.0, 1e-6)
+    }
+    for scale, run in runs.items():
+        moved = [
+            float((run.last_state[k] - first.last_state[k]).abs().max())
+            for k in ("rgb.0.weight", "rgb.0.bias", "elev.0.bias")
+        ]
+        assert (min(moved) > 1e-3) if scale == 1.0 else (max(moved) < 1e-6), (scale, moved)
+    stem = fresh_tiny_pair().state_dict()["elev.0.weight"]  # its own initialisation (same seed)
+    assert float((runs[1e-6].last_state["elev.0.weight"] - stem).abs().max()) > 1e-3

@@ -59,6 +59,8 @@ class TrainConfig(StrictParams):
     hard_negatives: HardNegatives = HardNegatives()  # used by sampling: hard_geo
     queue_size: int = Field(default=0, ge=0)  # extra negatives from earlier batches; 0: off
     init_from: str | None = None  # start from these weights (croco_model.pt or a checkpoint)
+    # learning-rate factor for the weights init_from loaded (1: as fast as the rest)
+    init_lr_scale: float = Field(default=1.0, gt=0, le=1)
     checkpoint_dir: str | None = None
     resume: bool = False
     progress: bool = True

@@ -6,7 +6,7 @@ Biases and normalisation-layer parameters get neither weight decay nor LARS adap
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
@@ -87,23 +87,34 @@ def _is_excluded(module: nn.Module, param_name: str, param: nn.Parameter) -> boo
     return isinstance(module, _NORM_LAYERS) or param_name == "bias" or param.ndim <= 1
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+def param_groups(
+    model: nn.Module, weight_decay: float, lr_scale: Mapping[int, float] | None = None
+) -> list[dict[str, Any]]:
     """Split parameters into [decayed + LARS-adapted, excluded (biases, norm layers)].
 
     Each parameter appears once even when a module (e.g. a shared head) is reachable twice.
+    ``lr_scale`` maps ``id(parameter)`` to a learning-rate factor (1 where absent): parameters with
+    another factor come in two more groups of the same kinds, carrying it as ``lr_scale``.
     """
     seen: set[int] = set()
-    decay: list[nn.Parameter] = []
-    excluded: list[nn.Parameter] = []
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {(1.0, False): [], (1.0, True): []}
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             if id(param) in seen or not param.requires_grad:
                 continue
             seen.add(id(param))
-            (excluded if _is_excluded(module, name, param) else decay).append(param)
+            scale = float((lr_scale or {}).get(id(param), 1.0))
+            for excluded in (False, True):  # both kinds exist for every factor
+                groups.setdefault((scale, excluded), [])
+            groups[(scale, _is_excluded(module, name, param))].append(param)
     return [
-        {"params": decay, "weight_decay": weight_decay, "lars": True},
-        {"params": excluded, "weight_decay": 0.0, "lars": False},
+        {
+            "params": params,
+            "weight_decay": 0.0 if excluded else weight_decay,
+            "lars": not excluded,
+            "lr_scale": scale,
+        }
+        for (scale, excluded), params in groups.items()
     ]
 
 
@@ -132,14 +143,18 @@ def build_optimizer(
     batch_size: int,
     base_batch_size: int = 256,
     scale_lr: str = "linear",
+    lr_scale: Mapping[int, float] | None = None,
 ) -> Optimizer:
-    """LARS (SGD momentum 0.9, eta 0.001), Adam or AdamW over ``param_groups(model, weight_decay)``."""
+    """LARS (SGD momentum 0.9, eta 0.001), Adam or AdamW over ``param_groups(model, weight_decay,
+    lr_scale)``, each group at the (batch-scaled) ``lr`` times its ``lr_scale``."""
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {name!r}")
     if not lr > 0.0:
         raise ValueError(f"lr must be > 0, got {lr!r}")
     lr = scaled_lr(lr, batch_size, base_batch_size, scale_lr)
-    groups = param_groups(model, weight_decay)
+    groups = param_groups(model, weight_decay, lr_scale)
+    for group in groups:
+        group["lr"] = lr * group["lr_scale"]
     if name == "lars":
         return LARS(groups, lr=lr, momentum=0.9, weight_decay=weight_decay, eta=0.001)
     # Adam/AdamW ignore the extra "lars" key; keeping it makes group layouts identical across optimisers.

@@ -209,8 +209,7 @@ class TrainingRun:
             raise bad_param("train.precision", "fp16", "fp32 or bf16 on CPU (fp16 needs CUDA)")
         rank, world = ddp.rank(), ddp.world_size()
         _seed_everything(config.seed)
-        if config.init_from is not None:
-            load_initial_weights(model, config.init_from)
+        loaded = load_initial_weights(model, config.init_from) if config.init_from else set()
         model.to(device)
         model.to(memory_format=_memory_format(config))
         sampler = PairSampler(
@@ -227,9 +226,10 @@ class TrainingRun:
             world_size=world,
             hard_negatives=config.hard_negatives,
         )
+        lr_scale = {id(p): config.init_lr_scale for n, p in model.named_parameters() if n in loaded}
         optimizer = build_optimizer(
             model, config.optimizer, config.lr, config.weight_decay, config.batch_size,
-            config.base_batch_size, config.scale_lr,
+            config.base_batch_size, config.scale_lr, lr_scale,
         )  # fmt: skip
         queue = EmbeddingQueue(config.queue_size)
         steps = sampler.n_batches
@@ -344,12 +344,13 @@ class TrainingRun:
         return state.should_stop(self.config.early_stopping_patience)
 
 
-def load_initial_weights(model: nn.Module, path: str) -> None:
+def load_initial_weights(model: nn.Module, path: str) -> set[str]:
     """Start from earlier weights (``train.init_from``): a ``croco_model.pt`` bundle (its
     ``state_dict``) or a trainer checkpoint (its ``model``), e.g. trained on another scene.
 
     Every tensor of the same name and shape is loaded; one whose shape differs (the elevation
     stem of a scene with another channel count) keeps its initialisation and is logged.
+    Returns the names of the loaded tensors (``train.init_lr_scale`` slows their learning rate).
     """
     if not Path(path).is_file():
         raise bad_param(
@@ -373,6 +374,7 @@ def load_initial_weights(model: nn.Module, path: str) -> None:
     if skipped:
         log.warning("train.init_from: %s keep their initialisation (other shapes)", skipped)
     model.load_state_dict({k: weights[k] if k not in skipped else v for k, v in own.items()})
+    return set(own) - set(skipped)
 
 
 def _memory_format(config: TrainConfig) -> torch.memory_format:

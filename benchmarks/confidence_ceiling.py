@@ -10,11 +10,14 @@ and prints per split of the scans' true centres:
 - the ceiling: logistic weights refit on that split's own fixes (in sample, so no held-out choice
   can do better with these features) and the threshold ``localize_eval`` would choose on them:
   share of wrong fixes flagged and of right ones kept, and the refit's AUC;
-- the shipped confidence at 0.5.
+- the shipped confidence at 0.5;
+- with ``--fit-on`` (another run's table, e.g. the calibration scans'): weights refit on all its
+  fixes and the threshold chosen there, applied to this table's splits (held out, as shipped).
 
-    python benchmarks/confidence_ceiling.py [--env autzen] [--table path/to/localisations.csv]
+    python benchmarks/confidence_ceiling.py [--env autzen] [--table localisations.csv] [--fit-on calib.csv]
 
-Last line: ``confidence_ceiling test_flagged=<> test_kept=<> test_auc=<>`` (the five features).
+Last line: ``confidence_ceiling test_flagged=<> test_kept=<> test_auc=<>`` (the confidence features
+the table holds: ``features_*`` rows; ``with_margins_*`` adds the two margins).
 """
 
 from __future__ import annotations
@@ -64,8 +67,7 @@ def margin(column: pd.Series) -> np.ndarray:
 def ceiling(x: np.ndarray, right: np.ndarray, names: list[str]) -> dict[str, float]:
     """Refit on these fixes, then the threshold chosen on them: its rates and the refit's AUC."""
     bias, weights = fit_confidence(x, right, names)
-    z = bias + x @ np.array([weights[n] for n in names])
-    conf = 1.0 / (1.0 + np.exp(-np.clip(z, -60, 60)))
+    conf = confidence_of(x, bias, weights)
     chosen = confidence_threshold(conf, right)
     return {
         "flagged": chosen["flagged_wrong"],
@@ -74,41 +76,79 @@ def ceiling(x: np.ndarray, right: np.ndarray, names: list[str]) -> dict[str, flo
     }
 
 
-def study(table: pd.DataFrame, splits: np.ndarray) -> pd.DataFrame:
-    """One row per split: feature AUCs, the two ceilings, the shipped confidence at 0.5."""
+def features(table: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """The confidence features and the two margins, the errors, and which rows have both."""
     err = errors_m(table)
     ok = (table["status"] == "ok").to_numpy() & ~np.isnan(err)
-    feats = table[list(FEATURES)].copy()
+    feats = table[[f for f in FEATURES if f in table]].copy()  # older tables lack the newer ones
     for name in MARGINS:
         column = "top5_refine_score" if name == "refine_margin" else "top5_gradient_ncc"
         feats[name] = margin(table[column])
-    feats = feats.fillna(0.0)
+    return feats.fillna(0.0), err, ok
+
+
+def held_out(fit_on: pd.DataFrame, names: list[str]) -> tuple[float, dict[str, float], float]:
+    """Weights refit on every fix of ``fit_on`` and the threshold chosen on them."""
+    feats, err, ok = features(fit_on)
+    x, right = feats[names].to_numpy(float)[ok], err[ok] <= WRONG_M
+    bias, weights = fit_confidence(x, right, names)
+    return bias, weights, confidence_threshold(confidence_of(x, bias, weights), right)["threshold"]
+
+
+def confidence_of(x: np.ndarray, bias: float, weights: dict[str, float]) -> np.ndarray:
+    """The logistic mapping of ``localisation.confidence`` for feature rows ``x`` (columns in
+    ``weights`` order), vectorised and open to the two margins, which it does not know."""
+    z = np.clip(bias + x @ np.array(list(weights.values())), -60, 60)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def split_row(
+    feats: pd.DataFrame, right: np.ndarray, shipped: np.ndarray, fits: dict[str, tuple]
+) -> dict[str, object]:
+    """The figures of one split's fixes (``feats`` rows, known ``right``, shipped confidence)."""
+    row: dict[str, object] = {"n": len(right), "right": right.mean()}
+    for name in feats.columns:
+        row[f"auc_{name}"] = auc(feats[name].to_numpy(float), right)
+    groups = {"features": [c for c in feats.columns if c not in MARGINS], "with_margins": None}
+    for label, names in groups.items():
+        names = names or list(feats.columns)
+        if 0 < right.sum() < len(right):
+            fit = ceiling(feats[names].to_numpy(float), right, names)
+            row.update({f"{label}_{k}": v for k, v in fit.items()})
+    rates = threshold_rates(shipped, right, 0.5)
+    row["shipped_flagged"], row["shipped_kept"] = rates["flagged_wrong"], rates["kept_right"]
+    for label, (bias, weights, threshold) in fits.items():
+        conf = confidence_of(feats[list(weights)].to_numpy(float), bias, weights)
+        rates = threshold_rates(conf, right, threshold)
+        row[f"held_out_{label}_flagged"] = rates["flagged_wrong"]
+        row[f"held_out_{label}_kept"] = rates["kept_right"]
+    return row
+
+
+def study(
+    table: pd.DataFrame, splits: np.ndarray, fit_on: pd.DataFrame | None = None
+) -> pd.DataFrame:
+    """One row per split: ``split_row`` with the held-out refits from ``fit_on`` (if given)."""
+    feats, err, ok = features(table)
+    fits = {}
+    if fit_on is not None:
+        present = [c for c in feats.columns if c not in MARGINS]
+        fits = {"features": held_out(fit_on, present)}
+        fits["with_margins"] = held_out(fit_on, list(feats.columns))
     rows = []
     for split in sorted(set(splits[ok]) - {"none"}) + ["all"]:
         pick = ok & ((splits == split) if split != "all" else True)
-        right = err[pick] <= WRONG_M
-        row: dict[str, object] = {"split": split, "n": int(pick.sum()), "right": right.mean()}
-        for name in feats.columns:
-            row[f"auc_{name}"] = auc(feats[name].to_numpy(float)[pick], right)
-        for label, names in (("five", list(FEATURES)), ("seven", list(feats.columns))):
-            if 0 < right.sum() < len(right):
-                fit = ceiling(feats[names].to_numpy(float)[pick], right, names)
-                row.update({f"{label}_{k}": v for k, v in fit.items()})
-        shipped = threshold_rates(table["confidence"].to_numpy(float)[pick], right, 0.5)
-        row["shipped_flagged"], row["shipped_kept"] = (
-            shipped["flagged_wrong"],
-            shipped["kept_right"],
-        )
-        rows.append(row)
+        shipped = table["confidence"].to_numpy(float)[pick]
+        row = split_row(feats[pick].reset_index(drop=True), err[pick] <= WRONG_M, shipped, fits)
+        rows.append({"split": split, **row})
     return pd.DataFrame(rows)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--env", default=None, help="Kedro environment (e.g. autzen)")
-    parser.add_argument(
-        "--table", default=None, help="a localisations.csv (default: the catalog's)"
-    )
+    parser.add_argument("--table", default=None, help="a localisations.csv (default: catalog's)")
+    parser.add_argument("--fit-on", default=None, help="refit on this table's fixes, apply here")
     args = parser.parse_args()
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT, env=args.env) as session:
@@ -116,14 +156,15 @@ def main() -> None:
         table = pd.read_csv(args.table) if args.table else catalog.load("localisations")
         tile_splits = catalog.load("tile_splits")
         bounds = stack_bounds(materialise(catalog.load("aligned_stacks")).values())
-    out = study(table, row_splits(table, tile_splits, bounds))
+    fit_on = pd.read_csv(args.fit_on) if args.fit_on else None
+    out = study(table, row_splits(table, tile_splits, bounds), fit_on)
     print(out.T.to_string(header=False, float_format=lambda v: f"{v:.3f}"))
     test = out[out["split"] == "test"]
-    if len(test) and "five_flagged" in test:
+    if len(test) and "features_flagged" in test:
         r = test.iloc[0]
         print(
-            f"confidence_ceiling test_flagged={r['five_flagged']:.3f} "
-            f"test_kept={r['five_kept']:.3f} test_auc={r['five_auc']:.3f}"
+            f"confidence_ceiling test_flagged={r['features_flagged']:.3f} "
+            f"test_kept={r['features_kept']:.3f} test_auc={r['features_auc']:.3f}"
         )
 
 

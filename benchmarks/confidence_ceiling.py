@@ -64,6 +64,13 @@ def margin(column: pd.Series) -> np.ndarray:
     return np.where(np.isfinite(out), out, np.nan)
 
 
+def confidence_of(x: np.ndarray, bias: float, weights: dict[str, float]) -> np.ndarray:
+    """The logistic mapping of ``localisation.confidence`` for feature rows ``x`` (columns in
+    ``weights`` order), vectorised and open to the two margins, which it does not know."""
+    z = np.clip(bias + x @ np.array(list(weights.values())), -60, 60)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
 def ceiling(x: np.ndarray, right: np.ndarray, names: list[str]) -> dict[str, float]:
     """Refit on these fixes, then the threshold chosen on them: its rates and the refit's AUC."""
     bias, weights = fit_confidence(x, right, names)
@@ -95,13 +102,6 @@ def held_out(fit_on: pd.DataFrame, names: list[str]) -> tuple[float, dict[str, f
     return bias, weights, confidence_threshold(confidence_of(x, bias, weights), right)["threshold"]
 
 
-def confidence_of(x: np.ndarray, bias: float, weights: dict[str, float]) -> np.ndarray:
-    """The logistic mapping of ``localisation.confidence`` for feature rows ``x`` (columns in
-    ``weights`` order), vectorised and open to the two margins, which it does not know."""
-    z = np.clip(bias + x @ np.array(list(weights.values())), -60, 60)
-    return 1.0 / (1.0 + np.exp(-z))
-
-
 def split_row(
     feats: pd.DataFrame, right: np.ndarray, shipped: np.ndarray, fits: dict[str, tuple]
 ) -> dict[str, object]:
@@ -109,9 +109,8 @@ def split_row(
     row: dict[str, object] = {"n": len(right), "right": right.mean()}
     for name in feats.columns:
         row[f"auc_{name}"] = auc(feats[name].to_numpy(float), right)
-    groups = {"features": [c for c in feats.columns if c not in MARGINS], "with_margins": None}
-    for label, names in groups.items():
-        names = names or list(feats.columns)
+    present = [c for c in feats.columns if c not in MARGINS]
+    for label, names in (("features", present), ("with_margins", list(feats.columns))):
         if 0 < right.sum() < len(right):
             fit = ceiling(feats[names].to_numpy(float), right, names)
             row.update({f"{label}_{k}": v for k, v in fit.items()})

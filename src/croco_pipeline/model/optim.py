@@ -97,24 +97,24 @@ def param_groups(
     another factor come in two more groups of the same kinds, carrying it as ``lr_scale``.
     """
     seen: set[int] = set()
-    groups: dict[tuple[float, bool], list[nn.Parameter]] = {(1.0, False): [], (1.0, True): []}
+    groups: dict[tuple[float, bool], list[nn.Parameter]] = {}
     for module in model.modules():
         for name, param in module.named_parameters(recurse=False):
             if id(param) in seen or not param.requires_grad:
                 continue
             seen.add(id(param))
             scale = float((lr_scale or {}).get(id(param), 1.0))
-            for excluded in (False, True):  # both kinds exist for every factor
-                groups.setdefault((scale, excluded), [])
-            groups[(scale, _is_excluded(module, name, param))].append(param)
+            groups.setdefault((scale, _is_excluded(module, name, param)), []).append(param)
+    scales = dict.fromkeys([1.0, *(scale for scale, _ in groups)])  # in order, 1 first
     return [
         {
-            "params": params,
+            "params": groups.get((scale, excluded), []),
             "weight_decay": 0.0 if excluded else weight_decay,
             "lars": not excluded,
             "lr_scale": scale,
         }
-        for (scale, excluded), params in groups.items()
+        for scale in scales
+        for excluded in (False, True)
     ]
 
 

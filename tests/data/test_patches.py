@@ -8,6 +8,7 @@ import pytest
 
 from croco_pipeline.data.patches import COLUMNS, compute_normalisation, patch_index
 from croco_pipeline.data.splits import assign_splits, require_nonempty, split_into_blocks
+from croco_pipeline.data.stack import NormalisationStats, normalise_elevation
 from croco_pipeline.errors import CrocoConfigError, CrocoInputError
 from fixtures_geo import make_stack
 
@@ -131,3 +132,32 @@ def test_assign_splits_and_errors() -> None:
     with pytest.raises(CrocoInputError, match=r"empty split 'test'.*preprocess.splits"):
         require_nonempty(out, "test")
     assert [s.name for s in require_nonempty(out, "val")] == ["b"]
+
+
+def test_intensity_channels_are_centred_per_patch_and_kept_out_of_the_heights() -> None:
+    rng = np.random.default_rng(4)
+    heights = rng.uniform(100.0, 130.0, (40, 60)).astype(np.float32)
+    intensity = rng.uniform(0.0, 200.0, (40, 60)).astype(np.float32)
+    stack = make_stack("a", elevation=np.stack([heights, intensity]))
+    stack.channels = ("dsm", "intensity")
+    stats = compute_normalisation([stack], "relative", height_range=30.0)
+    # the heights' range ignores the intensities (which reach 0 and 200, outside 100..130)
+    assert stats.intensity_channels == (1,)
+    assert (stats.minimum, stats.maximum) == (float(heights.min()), float(heights.max()))
+    assert stats.intensity_spread == pytest.approx(180.0, abs=6.0)  # 5-95 % of uniform(0, 200)
+    assert NormalisationStats.from_dict(stats.to_dict()) == stats
+
+    patches = stack.elevation[None, :, :8, :8].repeat(2, axis=0)
+    patches[1] += 7.0  # a whole patch 7 m higher and 7 units brighter: both cancel
+    out = normalise_elevation(patches, stats)
+    floor = heights[:8, :8].min()
+    np.testing.assert_allclose(out[0, 0], (heights[:8, :8] - floor) / 30.0, rtol=1e-5)
+    centred = intensity[:8, :8] - intensity[:8, :8].mean()
+    np.testing.assert_allclose(out[0, 1], centred / stats.intensity_spread + 0.5, atol=1e-5)
+    np.testing.assert_allclose(out[1], out[0], atol=1e-5)
+    # without intensity channels the heights alone: the old files read back as before
+    old = NormalisationStats.from_dict(
+        {"mode": "relative", "minimum": 0, "maximum": 1, "height_range": 30.0}
+    )
+    assert old.intensity_channels == ()
+    np.testing.assert_allclose(normalise_elevation(patches[:, :1], old)[0, 0], out[0, 0])

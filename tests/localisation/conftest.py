@@ -80,8 +80,10 @@ def cloud_points(
     return ORIGIN[0] + fc * GSD, ORIGIN[1] - fr * GSD, z
 
 
-def write_las(path, x, y, z, crs: object | None = MAP_CRS, classification=None) -> None:
-    """A LAS/LAZ file (by suffix) with the points and, unless None, the CRS."""
+def write_las(
+    path, x, y, z, crs: object | None = MAP_CRS, classification=None, intensity=None
+) -> None:
+    """A LAS/LAZ file (by suffix) with the points and, unless None, the CRS, classes, intensities."""
     header = laspy.LasHeader(point_format=1, version="1.4")
     header.scales = np.array([0.001, 0.001, 0.001])
     header.offsets = np.array([np.floor(x.min()), np.floor(y.min()), 0.0])
@@ -91,4 +93,6 @@ def write_las(path, x, y, z, crs: object | None = MAP_CRS, classification=None) 
     las.x, las.y, las.z = x, y, z
     if classification is not None:
         las.classification = classification
+    if intensity is not None:
+        las.intensity = intensity
     las.write(str(path))

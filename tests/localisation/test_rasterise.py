@@ -5,19 +5,25 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from affine import Affine
 from conftest import MAP_CRS, write_las
 
-from croco_pipeline.data.align import TargetGrid
+from croco_pipeline.data.align import TargetGrid, align_scene
+from croco_pipeline.data.source import SceneSource
 from croco_pipeline.errors import CrocoConfigError, CrocoInputError
 from croco_pipeline.localisation.pointcloud import GROUND, read_point_cloud
 from croco_pipeline.localisation.rasterise import (
     highest_per_cell,
     rasterise_cloud,
+    rasterise_scene_channel,
     snapped_grid,
 )
+from croco_pipeline.pipelines.ingest.nodes import ingest_source
+from fixtures_geo import UTM15, write_square_pair
 
 AUTZEN = Path(__file__).resolve().parents[3] / "shared" / "data" / "autzen"
+CONF = Path(__file__).resolve().parents[2] / "conf" / "base"
 
 
 def slow_highest(x, y, z, grid: TargetGrid) -> np.ndarray:
@@ -98,3 +104,72 @@ def test_autzen_cloud_matches_the_scene_dsm_averaged_to_2m() -> None:
             inner[:2], inner[-2:], inner[:, :2], inner[:, -2:] = False, False, False, False
             errors[native] = float(np.sqrt(np.mean((q.elevation[0] - ref)[inner] ** 2)))
         assert errors[0.5] < 0.5, (path.name, errors)
+
+
+def slow_mean(x, y, values, grid: TargetGrid) -> np.ndarray:
+    total, count = np.zeros(grid.shape), np.zeros(grid.shape)
+    t = grid.transform
+    for xi, yi, vi in zip(x, y, values, strict=True):
+        c, r = int((xi - t.c) // t.a), int((yi - t.f) // t.e)
+        total[r, c] += vi
+        count[r, c] += 1
+    with np.errstate(invalid="ignore"):
+        return total / count
+
+
+def test_intensity_is_the_mean_return_intensity_per_native_cell(tmp_path: Path) -> None:
+    rng = np.random.default_rng(2)
+    x, y = 500000 + rng.uniform(0, 8, 600), 4000000 + rng.uniform(0, 6, 600)
+    bright = x >= 500004  # the right half is a painted surface, the left asphalt
+    intensity = np.where(bright, 200, 40) + rng.integers(-10, 11, 600)
+    path = tmp_path / "paint.laz"
+    write_las(path, x, y, rng.normal(100, 3, 600), intensity=intensity)
+    cloud = read_point_cloud(path)
+    scene = rasterise_scene_channel(cloud, "intensity", 1.0)
+    assert scene.crs.to_epsg() == 26915
+    assert scene.transform == Affine(1.0, 0, 500000, 0, -1.0, 4000006)
+    expected = slow_mean(x, y, intensity, snapped_grid(cloud.bounds, cloud.crs, 1.0, 1.0))
+    np.testing.assert_allclose(scene.data[0], expected, rtol=1e-5)
+    # a query's intensity channel is made the same way, then resampled: 2 m cells away from the
+    # paint's edge hold the plain means of their points
+    q = rasterise_cloud(cloud, ["dsm", "intensity"], 2.0, 1.0)
+    assert q.elevation.shape == (2, 3, 4)
+    left = (x < 500002) & (y >= 4000002) & (y < 4000004)
+    assert q.elevation[1, 1, 0] == pytest.approx(np.mean(intensity[left]), abs=4.0)
+    assert q.elevation[1, 1, 3] > 180 > 60 > q.elevation[1, 1, 0]
+
+
+def test_a_cloud_without_intensities_cannot_give_the_channel(tmp_path: Path) -> None:
+    path = tmp_path / "dark.laz"
+    write_las(path, np.array([500000.0, 500010.0]), np.array([4e6, 4e6 + 10]), np.ones(2))
+    cloud = read_point_cloud(path)
+    assert cloud.intensity is None
+    with pytest.raises(CrocoInputError, match=r"dark\.laz.*'intensity'"):
+        rasterise_cloud(cloud, ["dsm", "intensity"], 2.0, 0.5)
+
+
+def test_a_laz_channel_source_is_ingested_and_aligned_with_the_dsm(tmp_path: Path) -> None:
+    # the square pair's DSM (EPSG:26915, 0.5 m, 100 m) + a cloud over the same ground whose
+    # intensity is bright on the pair's 10 m block and dark elsewhere
+    pair = write_square_pair(tmp_path)
+    rng = np.random.default_rng(5)
+    x, y = 500000 + rng.uniform(0, 100, 40000), 3300000 + rng.uniform(0, 100, 40000)
+    left, bottom, right, top = pair.square
+    inside = (x >= left) & (x < right) & (y >= bottom) & (y < top)
+    write_las(tmp_path / "scene.laz", x, y, np.zeros_like(x), UTM15, None,
+              np.where(inside, 220, 30))  # fmt: skip
+    params = yaml.safe_load((CONF / "parameters_preprocess.yml").read_text())["preprocess"]
+    params.update(gsd=1.0, channels=["dsm", "intensity"], cloud_gsd_m=0.5)
+    elevation = {"dsm": pair.dsm, "intensity": tmp_path / "scene.laz"}
+    rasters, manifest = ingest_source(SceneSource("raster_pair", rgb=pair.rgb,
+                                                  elevation=elevation), params)  # fmt: skip
+    assert manifest["channels"] == ["dsm", "intensity"]
+    cloud_raster = rasters["scene/intensity"]
+    assert cloud_raster.crs == UTM15 and cloud_raster.transform.a == 0.5
+    stack = align_scene("scene", {k.split("/")[1]: v for k, v in rasters.items()},
+                        ["dsm", "intensity"], 1.0)  # fmt: skip
+    assert stack.channels == ("dsm", "intensity") and stack.crs == UTM15
+    # the block is high in the DSM and bright in the intensity at the same pixels of the stack
+    high, bright = stack.elevation[0] > 5, stack.elevation[1] > 125
+    assert high.sum() == pytest.approx(900, rel=0.1)
+    assert (high == bright).mean() > 0.99

@@ -165,3 +165,18 @@ def test_bad_arguments(stacks) -> None:
         PairSampler(stacks, _index(stacks), STATS, 500)
     with pytest.raises(ValueError, match="train.augmentation.colour_jitter"):
         Augmentation(colour_jitter=1.5)
+
+
+def test_channel_dropout_flattens_the_other_channels_of_some_samples(stacks) -> None:
+    plain = _batches(PairSampler(stacks, _index(stacks), STATS, 48, seed=2))[0]
+    aug = Augmentation(channel_dropout=0.5)
+    dropped = _batches(PairSampler(stacks, _index(stacks), STATS, 48, seed=2, augmentation=aug))[0]
+    # the same windows; the first channel and the RGB untouched
+    assert torch.equal(plain[0], dropped[0]) and torch.equal(plain[1][:, 0], dropped[1][:, 0])
+    flat = (dropped[1][:, 1:].amax(dim=(-2, -1)) == dropped[1][:, 1:].amin(dim=(-2, -1))).all(1)
+    assert 12 < int(flat.sum()) < 36  # about half of 48 samples
+    kept = ~flat
+    assert torch.equal(plain[1][kept], dropped[1][kept])
+    # a flattened channel holds its patch mean (row / col indices: never flat unless dropped)
+    means = plain[1][flat, 1:].mean(dim=(-2, -1))
+    torch.testing.assert_close(dropped[1][flat, 1:, 0, 0], means)

@@ -28,8 +28,9 @@ from .conftest import ROOT, KedroRunError, kedro_run, make_project
 DSM_CRS, RGB_CRS = CRS.from_epsg(26910), CRS.from_epsg(32610)
 ORIGIN = (493000.0, 4878000.0)  # top-left of the DSM, metres in EPSG:26910
 SIDE_M, GSD = 160.0, 0.5
-#: the autzen env's parameters for a 160 m scene: 1 m pixels, 2 x 2 blocks of 72 m
-PAIR_PARAMS = {"preprocess": {"blocks": {"block_size_m": 48, "buffer_m": 16}}}
+#: the autzen env's parameters for a 160 m scene: 1 m pixels, 2 x 2 blocks of 72 m, and the DSM
+#: alone (the tiny pair has no point cloud for the autzen env's intensity channel)
+PAIR_PARAMS = {"preprocess": {"channels": ["dsm"], "blocks": {"block_size_m": 48, "buffer_m": 16}}}
 
 
 def _heights(x: np.ndarray, y: np.ndarray) -> np.ndarray:

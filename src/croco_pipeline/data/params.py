@@ -47,6 +47,7 @@ class PreprocessConfig(StrictParams):
 
     gsd: float = Field(gt=0)
     channels: list[str] = Field(min_length=1)
+    cloud_gsd_m: float = Field(default=0.5, gt=0)  # LAS/LAZ channel sources rasterised at this GSD
     normalisation: Normalisation
     relative_height_range_m: float = Field(gt=0)
     patch_size_m: float = Field(gt=0)

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from croco_pipeline.data.splits import metres_to_pixels, require_nonempty
-from croco_pipeline.data.stack import NORMALISATIONS, NormalisationStats, TileStack
+from croco_pipeline.data.stack import NORMALISATIONS, NormalisationStats, TileStack, is_intensity
 from croco_pipeline.data.windows import window_centres, window_grid, window_valid_fraction
 from croco_pipeline.errors import CrocoConfigError, CrocoInputError, bad_param
 
@@ -95,6 +95,8 @@ def compute_normalisation(
 
     ``global_minmax``: plain min and max over all training tiles and channels (the original code's).
     ``relative``: per-patch floor divided by ``height_range`` metres; global min/max are recorded too.
+    Intensity channels (``stack.is_intensity``) are left out of the heights' min/max and give
+    their own 5-95 % spread.
 
     Raises:
         CrocoConfigError: unknown mode or non-positive ``height_range``.
@@ -105,14 +107,25 @@ def compute_normalisation(
     if not height_range > 0:
         raise bad_param("preprocess.height_range", height_range, "a positive height span in metres")
     train = require_nonempty(stacks, "train")
-    lows, highs = [], []
+    intensity = [i for i, c in enumerate(train[0].channels) if is_intensity(c)]
+    heights = [i for i in range(len(train[0].channels)) if i not in intensity] or [0]
+    lows, highs, samples = [], [], []
     for s in train:
         if s.valid.any():
-            values = s.elevation[:, s.valid]
+            values = s.elevation[heights][:, s.valid]
             lows.append(float(values.min()))
             highs.append(float(values.max()))
+            for i in intensity:  # at most about 20,000 values a tile
+                seen = s.elevation[i][s.valid]
+                samples.append(seen[:: max(1, seen.size // 20000)])
     if not lows:
         raise CrocoInputError(
             f"no valid elevation pixel in the training tiles {[s.name for s in train]}"
         )
-    return NormalisationStats(mode, min(lows), max(highs), float(height_range))
+    spread = 1.0
+    if samples:
+        low, high = np.percentile(np.concatenate(samples), [5, 95])
+        spread = max(float(high - low), 1e-6)
+    return NormalisationStats(
+        mode, min(lows), max(highs), float(height_range), tuple(intensity), spread
+    )

@@ -16,6 +16,13 @@ from croco_pipeline.data.windows import cut_windows
 from croco_pipeline.errors import bad_param
 
 NORMALISATIONS = ("global_minmax", "relative")
+#: elevation channels whose name starts with this hold LiDAR return intensity, not heights
+INTENSITY_PREFIX = "intensity"
+
+
+def is_intensity(channel: str) -> bool:
+    """Whether an elevation channel holds return intensity (normalised apart from the heights)."""
+    return channel.lower().startswith(INTENSITY_PREFIX)
 
 
 @dataclass
@@ -53,35 +60,61 @@ class NormalisationStats:
 
     ``global_minmax`` (the original code's): one min and one max over all training tiles and channels.
     ``relative``: heights relative to each patch's minimum, divided by ``height_range`` metres.
+    Intensity channels (``intensity_channels``, indexes) in either mode: each patch's mean
+    subtracted, divided by ``intensity_spread`` (the training tiles' 5-95 % range), plus 0.5, so
+    uncalibrated offsets between flight lines or sensors cancel and contrast keeps its scale.
     """
 
     mode: str
     minimum: float
     maximum: float
     height_range: float
+    intensity_channels: tuple[int, ...] = ()
+    intensity_spread: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in NORMALISATIONS:
             raise bad_param("preprocess.normalisation", self.mode, f"one of {NORMALISATIONS}")
 
-    def to_dict(self) -> dict[str, float | str]:
+    def to_dict(self) -> dict[str, float | str | list[int]]:
         return {
             "mode": self.mode,
             "minimum": self.minimum,
             "maximum": self.maximum,
             "height_range": self.height_range,
+            "intensity_channels": list(self.intensity_channels),
+            "intensity_spread": self.intensity_spread,
         }
 
     @classmethod
     def from_dict(cls, d: dict) -> NormalisationStats:
         return cls(
-            str(d["mode"]), float(d["minimum"]), float(d["maximum"]), float(d["height_range"])
+            str(d["mode"]),
+            float(d["minimum"]),
+            float(d["maximum"]),
+            float(d["height_range"]),
+            tuple(int(i) for i in d.get("intensity_channels", ())),
+            float(d.get("intensity_spread", 1.0)),
         )
 
 
 def normalise_elevation(patches: np.ndarray, stats: NormalisationStats) -> np.ndarray:
     """Scale elevation patches of shape (..., C, h, w) to roughly [0, 1] as float32."""
     x = patches.astype(np.float32, copy=False)
+    if not stats.intensity_channels:
+        return _normalise_heights(x, stats)
+    out = np.empty(x.shape, dtype=np.float32)
+    intensity = list(stats.intensity_channels)
+    heights = [c for c in range(x.shape[-3]) if c not in stats.intensity_channels]
+    if heights:
+        out[..., heights, :, :] = _normalise_heights(x[..., heights, :, :], stats)
+    values = x[..., intensity, :, :]
+    centred = values - values.mean(axis=(-2, -1), keepdims=True)
+    out[..., intensity, :, :] = centred / max(stats.intensity_spread, 1e-6) + 0.5
+    return out
+
+
+def _normalise_heights(x: np.ndarray, stats: NormalisationStats) -> np.ndarray:
     if stats.mode == "global_minmax":
         span = max(stats.maximum - stats.minimum, 1e-6)
         return (x - stats.minimum) / span

@@ -27,7 +27,8 @@ class QuerySkipped(CrocoInputError):
 
 @dataclass
 class PointCloud:
-    """Points (x, y, z float64), their ASPRS classes (None when the file has none) and CRS."""
+    """Points (x, y, z float64), their ASPRS classes and return intensities (each None when the
+    file has none: all zero) and CRS."""
 
     x: np.ndarray
     y: np.ndarray
@@ -35,6 +36,7 @@ class PointCloud:
     classification: np.ndarray | None
     crs: CRS
     source: str
+    intensity: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(len(self.x))
@@ -100,6 +102,7 @@ def read_point_cloud(
     if len(las.points) == 0:
         raise CrocoInputError(f"point cloud {path} holds no points")
     classes = np.asarray(las.classification, dtype=np.uint8)
+    intensity = np.asarray(las.intensity, dtype=np.float32)
     return PointCloud(
         x=np.asarray(las.x, dtype=np.float64),
         y=np.asarray(las.y, dtype=np.float64),
@@ -107,6 +110,7 @@ def read_point_cloud(
         classification=classes if classes.any() else None,
         crs=crs,
         source=str(path),
+        intensity=intensity if intensity.any() else None,
     )
 
 
@@ -136,10 +140,12 @@ def to_crs(cloud: PointCloud, dst_crs: object) -> PointCloud:
 
 
 def concatenate(clouds: list[PointCloud], name: str) -> PointCloud:
-    """One cloud from several in the same CRS (a track's scans); classes kept only if all have them."""
+    """One cloud from several in the same CRS (a track's scans); classes and intensities kept only
+    if all have them."""
     if not clouds:
         raise CrocoInputError(f"track {name} has no readable scan")
     classes = [c.classification for c in clouds]
+    intensities = [c.intensity for c in clouds]
     return PointCloud(
         x=np.concatenate([c.x for c in clouds]),
         y=np.concatenate([c.y for c in clouds]),
@@ -147,4 +153,7 @@ def concatenate(clouds: list[PointCloud], name: str) -> PointCloud:
         classification=None if any(c is None for c in classes) else np.concatenate(classes),  # type: ignore[arg-type]
         crs=clouds[0].crs,
         source=name,
+        intensity=(
+            None if any(i is None for i in intensities) else np.concatenate(intensities)  # type: ignore[arg-type]
+        ),
     )

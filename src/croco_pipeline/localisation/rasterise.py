@@ -3,6 +3,8 @@
 The scene's DSM came at a native GSD (0.5 m) and preprocessing resampled it to the working GSD, so a
 cloud is rasterised the same way: highest return per native cell, holes filled with the nearest value,
 then resampled to the working grid by the very function preprocessing uses (``align.resample_to``).
+An intensity channel is the mean return intensity per native cell; a whole scene's LAS/LAZ can give
+a training channel the same way (``rasterise_scene_channel``, used by ingestion).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from croco_pipeline.data.readers import mask_elevation
 from croco_pipeline.errors import CrocoInputError, bad_param
 from croco_pipeline.localisation.pointcloud import BUILDING, GROUND, PointCloud
 
-PRODUCTS = ("surface", "ground", "ground_building")
+PRODUCTS = ("surface", "ground", "ground_building", "intensity")
 #: the product each known channel name is made from (override with ``localize.channel_products``)
 DEFAULT_PRODUCTS = {
     "DSM_C12": "surface",
@@ -32,6 +34,7 @@ DEFAULT_PRODUCTS = {
     "DEM_C123_TLI": "ground",
     "DEM+B_C123": "ground_building",
     "dsm": "surface",
+    "intensity": "intensity",  # mean return intensity per native cell
 }
 #: how preprocessing brings the native-GSD heights to the working grid (``align.align_scene``)
 ELEVATION_RESAMPLING = Resampling.bilinear
@@ -161,9 +164,10 @@ def rasterise_cloud(
 ) -> ElevationRaster:
     """Rasterise ``cloud`` (already in the map CRS) into ``channels`` on a ``gsd`` grid.
 
-    Each channel: highest point per ``native_gsd`` cell, resampled to ``gsd`` as preprocessing
-    resamples the scene DSM (empty cells as nodata), working cells left empty filled with the nearest
-    value. Valid = working cells where the first channel has at least one point.
+    Each channel: highest point (intensity channels: mean intensity) per ``native_gsd`` cell,
+    resampled to ``gsd`` as preprocessing resamples the scene DSM (empty cells as nodata), working
+    cells left empty filled with the nearest value. Valid = working cells where the first channel
+    has at least one point.
     """
     if not 0 < native_gsd <= gsd:
         raise bad_param("localize.native_gsd_m", native_gsd, f"in (0, working gsd {gsd}]")
@@ -174,12 +178,7 @@ def rasterise_cloud(
     heights = np.empty((len(channels), *work.shape), dtype=np.float32)
     valid = np.zeros(work.shape, dtype=bool)
     for i, channel in enumerate(channels):
-        keep = _select(cloud, product_of(channel, products), channel)
-        top = _highest(
-            cells if keep is None else cells[keep],
-            cloud.z if keep is None else cloud.z[keep],
-            native.shape,
-        )
+        top = _native_values(cloud, cells, channel, native.shape, products)
         if i == 0:
             valid = _any_per_block(np.isfinite(top), work.shape)
         # small holes filled at the native GSD as DSM products are (from neighbours within a few
@@ -188,6 +187,52 @@ def rasterise_cloud(
         band = resample_to(raster, work, ELEVATION_RESAMPLING)[0]
         heights[i] = fill_nearest(band, np.isfinite(band))
     return ElevationRaster(heights, valid, cloud.crs, work.transform, cloud.bounds)
+
+
+def rasterise_scene_channel(
+    cloud: PointCloud, channel: str, native_gsd: float, products: Mapping[str, str] | None = None
+) -> GeoRaster:
+    """One elevation-source channel of a whole scene from its LAS/LAZ, at ``native_gsd`` (NaN where
+    no point falls after small holes are filled): made exactly as ``rasterise_cloud`` makes a
+    query's channel before resampling, so training rasters and queries agree."""
+    if not native_gsd > 0:
+        raise bad_param("preprocess.cloud_gsd_m", native_gsd, "a positive cell size in metres")
+    native = snapped_grid(cloud.bounds, cloud.crs, native_gsd, native_gsd)
+    values = _native_values(
+        cloud, _cells(cloud.x, cloud.y, native), channel, native.shape, products
+    )
+    crs = CRS.from_wkt(cloud.crs.to_wkt())
+    return GeoRaster(fill_small_holes(values)[None], crs, native.transform, float("nan"))
+
+
+def _native_values(
+    cloud: PointCloud,
+    cells: np.ndarray,
+    channel: str,
+    shape: tuple[int, int],
+    products: Mapping[str, str] | None,
+) -> np.ndarray:
+    """A channel's value per native cell (float32, NaN where none of its points fall)."""
+    product = product_of(channel, products)
+    if product == "intensity":
+        if cloud.intensity is None:
+            raise CrocoInputError(
+                f"point cloud {cloud.source}: the model needs channel '{channel}' (return "
+                "intensity), but the cloud's intensities are all zero"
+            )
+        return _mean(cells, cloud.intensity, shape)
+    keep = _select(cloud, product, channel)
+    return _highest(
+        cells if keep is None else cells[keep], cloud.z if keep is None else cloud.z[keep], shape
+    )
+
+
+def _mean(cells: np.ndarray, values: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    size = shape[0] * shape[1]
+    total = np.bincount(cells, weights=values, minlength=size)
+    count = np.bincount(cells, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (total / count).astype(np.float32).reshape(shape)
 
 
 def _work_shape(native: TargetGrid, gsd: float) -> tuple[int, int]:

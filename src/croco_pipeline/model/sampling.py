@@ -36,6 +36,8 @@ class Augmentation(StrictParams):
         colour_jitter: RGB brightness, contrast and saturation factors drawn in [1 - a, 1 + a] per sample.
         height_offset: elevation offset drawn in [-o, o] (normalised units) per sample.
         height_scale: elevation scale drawn in [1 - s, 1 + s] per sample.
+        channel_dropout: per sample, with this probability every elevation channel after the first
+            is flattened to its patch mean, so the model cannot lean on them alone (e.g. intensity).
     """
 
     section: ClassVar[str] = "train.augmentation"
@@ -44,6 +46,7 @@ class Augmentation(StrictParams):
     colour_jitter: float = Field(default=0.0, ge=0.0, lt=1.0)
     height_offset: float = Field(default=0.0, ge=0.0)
     height_scale: float = Field(default=0.0, ge=0.0, lt=1.0)
+    channel_dropout: float = Field(default=0.0, ge=0.0, lt=1.0)
 
 
 class PairSampler(IterableDataset):
@@ -241,18 +244,23 @@ class PairSampler(IterableDataset):
     def _draw_augmentation(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         aug = self.augmentation
         a, o, h = aug.colour_jitter, aug.height_offset, aug.height_scale
-        return {
+        drawn: dict[str, np.ndarray] = {
             # pose = 2 * quarter turns + flip, see _posed.
             "pose": rng.integers(0, 8, n) if aug.rotate_flip else np.zeros(n, np.int64),
             "colour": rng.uniform(1 - a, 1 + a, (n, 3)).astype(np.float32),
             "offset": rng.uniform(-o, o, n).astype(np.float32),
             "scale": rng.uniform(1 - h, 1 + h, n).astype(np.float32),
         }
+        # drawn last and only when on: batches without it stay those of earlier runs
+        p = aug.channel_dropout
+        drawn["drop"] = rng.random(n) < p if p > 0 else np.zeros(n, dtype=bool)
+        return drawn
 
     def _jitter(
         self, rgb: np.ndarray, elev: np.ndarray, p: dict[str, np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Per-sample colour jitter on (n, 3, s, s) and affine height jitter on (n, C, s, s)."""
+        """Per-sample colour jitter on (n, 3, s, s), affine height jitter and channel dropout on
+        (n, C, s, s)."""
         aug = self.augmentation
         if aug.colour_jitter > 0:
             bright, contrast, sat = (p["colour"][:, i, None, None, None] for i in range(3))
@@ -266,6 +274,10 @@ class PairSampler(IterableDataset):
             np.clip(rgb, 0.0, 1.0, out=rgb)
         if aug.height_offset > 0 or aug.height_scale > 0:
             elev = elev * p["scale"][:, None, None, None] + p["offset"][:, None, None, None]
+        drop = p["drop"]
+        if drop.any() and elev.shape[1] > 1:
+            rest = elev[drop, 1:]
+            elev[drop, 1:] = rest.mean(axis=(-2, -1), keepdims=True)
         return rgb, elev
 
 

@@ -10,6 +10,8 @@ from croco_pipeline.data.params import PreprocessConfig
 from croco_pipeline.data.provenance import ingest_manifest
 from croco_pipeline.data.readers import Dfc2018Release, read_raster_pair
 from croco_pipeline.errors import bad_param
+from croco_pipeline.localisation.pointcloud import POINT_CLOUD_SUFFIXES, read_point_cloud
+from croco_pipeline.localisation.rasterise import rasterise_scene_channel
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,30 @@ def ingest_source(
                 f"names among raster_pair.elevation {sorted(source.elevation)}",
             )
         log.info("ingest: raster pair %s + %s", source.rgb, list(source.elevation.values()))
-        wanted: dict[str, str | os.PathLike[str]] = {c: source.elevation[c] for c in channels}
-        for key, raster in read_raster_pair(source.rgb, wanted, gsd).items():
+        for key, raster in _read_pair(source, channels, config.cloud_gsd_m, gsd).items():
             rasters[f"{SCENE}/{key}"] = raster
         tiles = [SCENE]
     return rasters, ingest_manifest(source, tiles, channels, gsd)
+
+
+def _read_pair(
+    source: SceneSource, channels: tuple[str, ...], cloud_gsd: float, gsd: float
+) -> dict[str, GeoRaster]:
+    """RGB and elevation rasters read by ``read_raster_pair``; a channel given as a LAS/LAZ file
+    (e.g. ``intensity``) is rasterised at ``cloud_gsd`` as queries are (``rasterise_scene_channel``)."""
+    assert source.rgb is not None
+    clouds = [c for c in channels if source.elevation[c].suffix.lower() in POINT_CLOUD_SUFFIXES]
+    wanted: dict[str, str | os.PathLike[str]] = {
+        c: source.elevation[c] for c in channels if c not in clouds
+    }
+    read = read_raster_pair(source.rgb, wanted, gsd)
+    for channel in clouds:
+        log.info(
+            "ingest: rasterising %s at %s m for channel %s",
+            source.elevation[channel],
+            cloud_gsd,
+            channel,
+        )
+        cloud = read_point_cloud(source.elevation[channel])
+        read[channel] = rasterise_scene_channel(cloud, channel, cloud_gsd)
+    return {"rgb": read["rgb"], **{c: read[c] for c in channels}}

@@ -22,14 +22,13 @@ import numpy as np
 from kedro.framework.session import KedroSession
 from kedro.framework.startup import bootstrap_project
 
-from croco_pipeline.localisation.baseline import locate_whole_scan
+from croco_pipeline.localisation.baseline import fix_from_surface
 from croco_pipeline.localisation.evaluation import WRONG_M, split_of
 from croco_pipeline.localisation.ncc import GradientNccMap, gradient_image, gradient_valid
 from croco_pipeline.localisation.ortho import Block, GeoTiffOrtho
 from croco_pipeline.localisation.pointcloud import read_point_cloud
 from croco_pipeline.localisation.query_maker import stack_bounds
 from croco_pipeline.localisation.rasterise import rasterise_cloud
-from croco_pipeline.localisation.refine import subpixel_peak
 from croco_pipeline.pipelines.utils import materialise
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,17 +37,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def scan_errors(ncc: GradientNccMap, ortho: GeoTiffOrtho, path: Path, truth: tuple, args) -> list:
     """Error (m) of each channel's whole-scan fix, then of the channels' mean NCC surface."""
     r = rasterise_cloud(read_point_cloud(path), args.channels, args.gsd, args.native_gsd)
-    errors, surfaces = [], []
-    for ch in range(len(args.channels)):
-        band = r.elevation[ch : ch + 1]
-        fix = locate_whole_scan(ncc, ortho.grid.transform, band, r.valid, r.transform, r.footprint)
-        errors.append(float(np.hypot(fix.x - truth[0], fix.y - truth[1])))
-        surfaces.append(ncc.ncc(gradient_image(band[0]), gradient_valid(r.valid)))
-    row, col, _ = subpixel_peak(np.mean(surfaces, axis=0))
-    (mx, my), (qx, qy) = ortho.grid.transform * (col, row), r.transform * (0, 0)
-    left, bottom, right, top = r.footprint
-    x, y = (left + right) / 2 + mx - qx, (bottom + top) / 2 + my - qy
-    return errors + [float(np.hypot(x - truth[0], y - truth[1]))]
+    templates = [gradient_image(band) for band in r.elevation]
+    surfaces = [ncc.ncc(t, gradient_valid(r.valid)) for t in templates]
+    shape = templates[0].shape
+    fixes = [
+        fix_from_surface(surface, shape, ortho.grid.transform, r.transform, r.footprint)
+        for surface in [*surfaces, np.mean(surfaces, axis=0)]
+    ]
+    return [float(np.hypot(f.x - truth[0], f.y - truth[1])) for f in fixes]
 
 
 def main() -> None:

@@ -81,8 +81,8 @@ def test_ground_channels_from_classified_points_and_clear_error_without(tmp_path
         CrocoInputError, match=r"DEM_C123_TLI.*unclassified.las|unclassified.las.*DEM_C123_TLI"
     ):
         rasterise_cloud(read_point_cloud(bare), ["DSM_C12", "DEM_C123_TLI"], 2.0, 0.5)
-    with pytest.raises(CrocoConfigError, match="Intensity"):
-        rasterise_cloud(read_point_cloud(path), ["Intensity"], 2.0, 0.5)
+    with pytest.raises(CrocoConfigError, match="NDVI"):
+        rasterise_cloud(read_point_cloud(path), ["NDVI"], 2.0, 0.5)
 
 
 @pytest.mark.skipif(not (AUTZEN / "lidar").is_dir(), reason="../shared/data/autzen is not present")

@@ -49,13 +49,25 @@ def locate_whole_scan(
     ``footprint`` (query coordinates) lands, with parabolic sub-pixel refinement of the peak."""
     template = gradient_image(elevation[0])
     surface = ncc_map.ncc(template, gradient_valid(valid))
+    return fix_from_surface(surface, template.shape, map_transform, query_transform, footprint)
+
+
+def fix_from_surface(
+    surface: np.ndarray,
+    template_shape: tuple[int, ...],
+    map_transform: Affine,
+    query_transform: Affine,
+    footprint: tuple[float, float, float, float],
+) -> BaselineFix:
+    """The fix at the best peak of an NCC ``surface`` of a gradient template of ``template_shape``
+    (sub-pixel), with the best score outside a template-wide neighbourhood of it."""
     r, c, best = subpixel_peak(surface)
     # gradient pixel (0, 0) is raster pixel (1, 1) in both images: top-lefts line up directly
     mx, my = map_transform * (c, r)
     qx, qy = query_transform * (0, 0)
     sx, sy = mx - qx, my - qy
     ri, ci = int(round(r)), int(round(c))
-    h, w = template.shape
+    h, w = template_shape[0], template_shape[1]
     rest = surface.copy()
     rest[max(0, ri - h // 2) : ri + h // 2 + 1, max(0, ci - w // 2) : ci + w // 2 + 1] = -1.0
     cx, cy = (footprint[0] + footprint[2]) / 2, (footprint[1] + footprint[3]) / 2

@@ -81,8 +81,8 @@ class LocalizeParams(StrictParams):
         default=0.5, gt=0, description="GSD of the source DSM before averaging"
     )
     assume_crs: str | None = None
-    channel_products: dict[str, Literal["surface", "ground", "ground_building", "intensity"]] = (
-        Field(default_factory=dict)
+    channel_products: dict[str, Literal["surface", "ground", "ground_building"]] = Field(
+        default_factory=dict
     )
     exclude: list[str] = Field(default_factory=list, description="file name globs to skip")
     max_points: int = Field(default=5_000_000, ge=1, description="clouds above are skipped")

@@ -23,18 +23,19 @@ from scipy.ndimage import uniform_filter
 from croco_pipeline.data.align import TargetGrid, fill_nearest, resample_to
 from croco_pipeline.data.geo import GeoRaster
 from croco_pipeline.data.readers import mask_elevation
+from croco_pipeline.data.stack import is_intensity
 from croco_pipeline.errors import CrocoInputError, bad_param
 from croco_pipeline.localisation.pointcloud import BUILDING, GROUND, PointCloud
 
 PRODUCTS = ("surface", "ground", "ground_building", "intensity")
-#: the product each known channel name is made from (override with ``localize.channel_products``)
+#: the product each known height channel is made from (override with ``localize.channel_products``);
+#: channels named ``intensity...`` are the mean return intensity per native cell
 DEFAULT_PRODUCTS = {
     "DSM_C12": "surface",
     "DEM_C123_3msr": "ground",
     "DEM_C123_TLI": "ground",
     "DEM+B_C123": "ground_building",
     "dsm": "surface",
-    "intensity": "intensity",  # mean return intensity per native cell
 }
 #: how preprocessing brings the native-GSD heights to the working grid (``align.align_scene``)
 ELEVATION_RESAMPLING = Resampling.bilinear
@@ -125,7 +126,11 @@ def _any_per_block(occupied: np.ndarray, work_shape: tuple[int, int]) -> np.ndar
 
 
 def product_of(channel: str, overrides: Mapping[str, str] | None = None) -> str:
-    """The point product (surface / ground / ground_building) a model channel is made from."""
+    """The point product (surface / ground / ground_building / intensity) a model channel is made
+    from. Intensity goes by the channel's name (``stack.is_intensity``), as its normalisation does,
+    so the two always agree."""
+    if is_intensity(channel):
+        return "intensity"
     product = (overrides or {}).get(channel, DEFAULT_PRODUCTS.get(channel))
     if product not in PRODUCTS:
         raise bad_param(

@@ -58,6 +58,8 @@ class TrainConfig(StrictParams):
     augmentation: Augmentation = Augmentation()
     hard_negatives: HardNegatives = HardNegatives()  # used by sampling: hard_geo
     queue_size: int = Field(default=0, ge=0)  # extra negatives from earlier batches; 0: off
+    # > 0: validate and keep an exponential moving average of the weights (model.ema); 0: off
+    ema_decay: float = Field(default=0.0, ge=0.0, lt=1.0)
     init_from: str | None = None  # start from these weights (croco_model.pt or a checkpoint)
     # learning-rate factor for the weights init_from loaded (1: as fast as the rest)
     init_lr_scale: float = Field(default=1.0, gt=0, le=1)

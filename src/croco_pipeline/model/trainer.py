@@ -33,6 +33,7 @@ from croco_pipeline.data.stack import NormalisationStats, TileStack
 from croco_pipeline.errors import bad_param
 from croco_pipeline.model import distributed as ddp
 from croco_pipeline.model.config import TrainConfig
+from croco_pipeline.model.ema import WeightAverage
 from croco_pipeline.model.losses import LOSSES
 from croco_pipeline.model.optim import build_optimizer, warmup_cosine
 from croco_pipeline.model.queue import EmbeddingQueue
@@ -48,7 +49,8 @@ Validate = Callable[[nn.Module, int], dict[str, float]]
 
 @dataclass
 class TrainResult:
-    """Best (by validation top1, else training loss) and last weights, and per-epoch history."""
+    """Best (by validation top1, else training loss) and last weights, and per-epoch history
+    (with ``train.ema_decay`` > 0: the weight average's)."""
 
     best_state: dict[str, Tensor]
     last_state: dict[str, Tensor]
@@ -193,6 +195,12 @@ class TrainingRun:
     world: int = 1
     net: nn.Module | None = None  # the module the steps call: ``model``, or DDP around it
     queue: EmbeddingQueue = field(default_factory=lambda: EmbeddingQueue(0))  # extra negatives
+    average: WeightAverage | None = None  # train.ema_decay > 0: what is validated and kept
+
+    @property
+    def kept(self) -> nn.Module:
+        """The weights validated, kept as the best and returned: the average when there is one."""
+        return self.average.module if self.average is not None else self.model
 
     @classmethod
     def build(
@@ -237,9 +245,11 @@ class TrainingRun:
             optimizer, int(config.warmup_epochs * steps), config.epochs * steps, config.min_lr_ratio
         )
         scaler = torch.amp.GradScaler("cuda", enabled=config.precision == "fp16")
+        average = WeightAverage(model, config.ema_decay) if config.ema_decay > 0 else None
         return cls(
-            model, sampler, optimizer, scheduler, scaler, config, device, rank, world, queue=queue
-        )
+            model, sampler, optimizer, scheduler, scaler, config, device, rank, world, queue=queue,
+            average=average,
+        )  # fmt: skip
 
     def restore(self, ckpt: dict[str, Any]) -> TrainingState:
         """Load a ``checkpoint_payload`` (weights, optimiser, schedule, sampler, RNG): the run
@@ -251,6 +261,11 @@ class TrainingRun:
         self.sampler.load_state_dict(ckpt["sampler"])
         if "queue" in ckpt:  # checkpoints from before the queue existed hold none
             self.queue.load_state_dict(ckpt["queue"], self.device)
+        if self.average is not None:
+            if "average" not in ckpt:
+                raise bad_param("train.ema_decay", self.config.ema_decay,
+                                "the value of the interrupted run (its checkpoint holds no average)")  # fmt: skip
+            self.average.load_state_dict(ckpt["average"])
         _set_rng_state(ckpt["rng"])
         return TrainingState.from_checkpoint(ckpt)
 
@@ -280,6 +295,8 @@ class TrainingRun:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model)
         self.queue.enqueue(z_rgb, z_elev)  # the global batch: every rank holds the same queue
         return loss.detach()
 
@@ -317,6 +334,7 @@ class TrainingRun:
             **state.to_checkpoint(),
             "sampler": self.sampler.state_dict(),
             "queue": self.queue.state_dict(),
+            **({"average": self.average.state_dict()} if self.average is not None else {}),
             "rng": _rng_state(),
             "config": self.config.model_dump(),
         }
@@ -331,10 +349,10 @@ class TrainingRun:
     ) -> bool:
         """Rank 0's bookkeeping: validate, update the state, log, checkpoint. Returns: stop now."""
         if validate is not None:
-            self.model.eval()
+            self.kept.eval()
             with torch.no_grad():
-                record.update({k: float(v) for k, v in validate(self.model, epoch).items()})
-        best = state.end_epoch(epoch, record, self.model)
+                record.update({k: float(v) for k, v in validate(self.kept, epoch).items()})
+        best = state.end_epoch(epoch, record, self.kept)
         log_epoch(epoch, self.config.epochs, record, best)
         if checkpoint_dir is not None:
             payload = self.checkpoint_payload(state)
@@ -393,11 +411,12 @@ def train(
     """Train ``model`` (a ``CrocoModel`` or any module mapping (rgb, elevation) to two (N, D) tensors).
 
     Under torch.distributed each rank must call this with the same arguments; only rank 0 validates,
-    checkpoints and calls ``on_epoch_end``. ``validate(model, epoch)`` gets the unwrapped model in eval
-    mode and returns metrics such as ``{"top1": .., "top5": ..}``; early stopping watches ``top1``.
+    checkpoints and calls ``on_epoch_end``. ``validate(model, epoch)`` gets the unwrapped model (or
+    its weight average, ``train.ema_decay``) in eval mode and returns metrics such as
+    ``{"top1": .., "top5": ..}``; early stopping watches ``top1``.
     """
     run = TrainingRun.build(model, train_stacks, patch_index, stats, config)
-    state = TrainingState(best_state=cpu_state(model))
+    state = TrainingState(best_state=cpu_state(run.kept))
     ckpt_dir = Path(config.checkpoint_dir) if config.checkpoint_dir else None
     if config.resume and ckpt_dir is not None and (ckpt_dir / "last.pt").exists():
         state = run.restore(torch.load(ckpt_dir / "last.pt", map_location="cpu", weights_only=True))
@@ -418,7 +437,7 @@ def train(
             break
     return TrainResult(
         best_state=copy.deepcopy(state.best_state),
-        last_state=cpu_state(model),
+        last_state=cpu_state(run.kept),
         history=state.history,
         best_epoch=state.best_epoch,
         stopped_early=stopped_early,

@@ -3,7 +3,8 @@
 After every optimiser step each floating-point tensor of the average moves towards the model's:
 ``avg = d * avg + (1 - d) * weight``; integer buffers (BatchNorm's batch counter) are copied. The
 decay warms up as ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so the first steps do not
-keep the random initialisation. Validation, the best epoch and the saved model then use the
+keep the random initialisation; the warm-up term reaches 0.99 only after 890 updates, so in shorter
+runs the average spans about the last ninth of the updates made, whatever the decay. Validation, the best epoch and the saved model then use the
 average, which moves less from batch to batch than the trained weights.
 """
 
@@ -16,7 +17,8 @@ from torch import nn
 
 
 def warmed_decay(decay: float, updates: int) -> float:
-    """The decay of update number ``updates`` (0-based): ``decay`` reached after a short warm-up."""
+    """The decay of update number ``updates`` (0-based): ``(1 + t) / (10 + t)`` until it reaches
+    ``decay``."""
     return min(decay, (1.0 + updates) / (10.0 + updates))
 
 
@@ -51,6 +53,7 @@ class WeightAverage:
         return {"weights": weights, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, object]) -> None:
+        """Restore what ``state_dict`` saved (onto the average's own device)."""
         weights = state["weights"]
         assert isinstance(weights, dict)
         self.module.load_state_dict(weights)

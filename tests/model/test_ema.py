@@ -112,8 +112,12 @@ def test_resume_restores_the_average_exactly(tmp_path: Path) -> None:
     assert any(not torch.equal(v, lost.last_state[k]) for k, v in straight.last_state.items())
 
 
-def test_resuming_a_run_without_an_average_with_one_names_the_parameter(tmp_path: Path) -> None:
+def test_resuming_with_the_average_switched_on_or_off_names_the_parameter(tmp_path: Path) -> None:
     with pytest.raises(_Interrupted):
-        _train(tmp_path, _crash)
-    with pytest.raises(CrocoConfigError, match="train.ema_decay"):
-        _train(tmp_path, ema_decay=0.9, resume=True)
+        _train(tmp_path / "a", _crash)
+    with pytest.raises(CrocoConfigError, match="train.ema_decay.*holds no average"):
+        _train(tmp_path / "a", ema_decay=0.9, resume=True)
+    with pytest.raises(_Interrupted):
+        _train(tmp_path / "b", _crash, ema_decay=0.9)
+    with pytest.raises(CrocoConfigError, match="train.ema_decay.*holds an average"):
+        _train(tmp_path / "b", ema_decay=0.0, resume=True)

@@ -4,16 +4,20 @@ After every optimiser step each floating-point tensor of the average moves towar
 ``avg = d * avg + (1 - d) * weight``; integer buffers (BatchNorm's batch counter) are copied. The
 decay warms up as ``min(decay, (1 + t) / (10 + t))`` after ``t`` updates, so the first steps do not
 keep the random initialisation; the warm-up term reaches 0.99 only after 890 updates, so in shorter
-runs the average spans about the last ninth of the updates made, whatever the decay. Validation, the best epoch and the saved model then use the
-average, which moves less from batch to batch than the trained weights.
+runs the average spans about the last ninth of the updates made, whatever the decay. Validation, the
+best epoch and the saved model then use the average, which moves less from batch to batch than the
+trained weights.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import torch
 from torch import nn
+
+from croco_pipeline.model.runtime import cpu_state
 
 
 def warmed_decay(decay: float, updates: int) -> float:
@@ -47,14 +51,11 @@ class WeightAverage:
                 target.copy_(value)
         self.updates += 1
 
-    def state_dict(self) -> dict[str, object]:
+    def state_dict(self) -> dict[str, Any]:
         """What ``load_state_dict`` restores exactly (weights on the CPU, update count)."""
-        weights = {k: v.detach().cpu().clone() for k, v in self.module.state_dict().items()}
-        return {"weights": weights, "updates": self.updates}
+        return {"weights": cpu_state(self.module), "updates": self.updates}
 
-    def load_state_dict(self, state: dict[str, object]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` saved (onto the average's own device)."""
-        weights = state["weights"]
-        assert isinstance(weights, dict)
-        self.module.load_state_dict(weights)
-        self.updates = int(state["updates"])  # type: ignore[call-overload]
+        self.module.load_state_dict(state["weights"])
+        self.updates = int(state["updates"])

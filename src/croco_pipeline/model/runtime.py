@@ -19,6 +19,11 @@ def resolve_device(name: str, param: str = "train.device") -> torch.device:
     return torch.device(name)
 
 
+def cpu_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of ``model``'s weights and buffers."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+
+
 def load_model(bundle: dict[str, Any]) -> CrocoModel:
     """Rebuild the trained model, in eval mode, from the ``croco_model`` dataset's content."""
     model = build_model(ModelConfig(**bundle["config"]))

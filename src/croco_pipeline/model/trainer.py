@@ -37,7 +37,7 @@ from croco_pipeline.model.ema import WeightAverage
 from croco_pipeline.model.losses import LOSSES
 from croco_pipeline.model.optim import build_optimizer, warmup_cosine
 from croco_pipeline.model.queue import EmbeddingQueue
-from croco_pipeline.model.runtime import resolve_device
+from croco_pipeline.model.runtime import cpu_state, resolve_device
 from croco_pipeline.model.sampling import PairSampler
 
 __all__ = ["TrainConfig", "TrainResult", "TrainingRun", "TrainingState", "train"]
@@ -57,11 +57,6 @@ class TrainResult:
     history: list[dict[str, float]]
     best_epoch: int
     stopped_early: bool
-
-
-def cpu_state(model: nn.Module) -> dict[str, Tensor]:
-    """A detached CPU copy of ``model``'s weights and buffers."""
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
 def _rng_state() -> dict[str, Any]:
@@ -261,10 +256,11 @@ class TrainingRun:
         self.sampler.load_state_dict(ckpt["sampler"])
         if "queue" in ckpt:  # checkpoints from before the queue existed hold none
             self.queue.load_state_dict(ckpt["queue"], self.device)
+        if (self.average is None) != ("average" not in ckpt):  # on in one, off in the other
+            raise bad_param("train.ema_decay", self.config.ema_decay,
+                            "the value of the interrupted run (its checkpoint "
+                            f"{'holds no' if self.average else 'holds an'} average)")  # fmt: skip
         if self.average is not None:
-            if "average" not in ckpt:
-                raise bad_param("train.ema_decay", self.config.ema_decay,
-                                "the value of the interrupted run (its checkpoint holds no average)")  # fmt: skip
             self.average.load_state_dict(ckpt["average"])
         _set_rng_state(ckpt["rng"])
         return TrainingState.from_checkpoint(ckpt)

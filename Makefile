@@ -20,11 +20,12 @@ install: $(VENV)/.installed
 run: install
 	$(VENV)/bin/kedro run
 
-# The real Autzen scene (../shared/data/autzen). Its training starts from the synthetic default's
-# model (conf/autzen train.init_from), trained here first when `make run` has not made it yet.
-SYNTHETIC_MODEL := data/06_models/croco_model.pt
+# The real Autzen scene (../shared/data/autzen). Its training starts from a model of the synthetic
+# scene trained on the DSM alone, as Autzen has it (conf/autzen train.init_from; the synthetic_dsm
+# environment, data/synthetic_dsm/), trained here first when it is not there yet.
+SYNTHETIC_MODEL := data/synthetic_dsm/06_models/croco_model.pt
 $(SYNTHETIC_MODEL): | install
-	$(VENV)/bin/kedro run --pipelines=synthesize,ingest,preprocess,train
+	$(VENV)/bin/kedro run --env synthetic_dsm --pipelines=synthesize,ingest,preprocess,train
 
 autzen: install $(SYNTHETIC_MODEL)
 	$(VENV)/bin/kedro run --env autzen

@@ -8,6 +8,7 @@ one's later pipelines run alone and must find their own data.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -87,10 +88,15 @@ def test_two_environments_in_turn_then_later_pipelines_alone(tmp_path: Path) -> 
     kedro_run(project, ["ingest", "preprocess"], PAIR_PARAMS, env="autzen")  # data/autzen/
     # each environment's later pipelines alone, after the other one ran
     kedro_run(project, ["preprocess", "train", "evaluate"])
+    with pytest.raises(KedroRunError, match="train.init_from.*env synthetic_dsm"):
+        kedro_run(project, ["train"], PAIR_PARAMS, env="autzen")  # its starting model is missing
+    kedro_run(project, ["synthesize", "ingest", "preprocess", "train"], env="synthetic_dsm")
     out = kedro_run(project, ["preprocess", "train", "evaluate"], PAIR_PARAMS, env="autzen")
-    # the autzen env starts from the default env's model (train.init_from); only the elevation
-    # stem (3 channels there, 1 here) keeps its initialisation
-    assert "train.init_from:" in out and "keep their initialisation" in out
+    # the autzen env starts from the synthetic scene trained on its DSM alone (train.init_from):
+    # one elevation channel there as here, so every tensor carries over, the stem included
+    loaded = re.search(r"train.init_from: (\d+) of (\d+) tensors loaded from (\S+)", out)
+    assert loaded and loaded[1] == loaded[2] and "keep their initialisation" not in out
+    assert loaded[3] == "data/synthetic_dsm/06_models/croco_model.pt"
 
     default, autzen = project / "data", project / "data" / "autzen"
     assert sorted(p.name for p in autzen.iterdir()) == [
@@ -117,15 +123,16 @@ def test_two_environments_in_turn_then_later_pipelines_alone(tmp_path: Path) -> 
         t = stack.transform  # type: ignore[attr-defined]
         assert t.a == 1.0 and ORIGIN[0] <= t.c < ORIGIN[0] + SIDE_M and t.f <= ORIGIN[1]
 
-    for root, n_channels in ((default, 3), (autzen, 1)):
+    for root, n_channels in ((default, 3), (default / "synthetic_dsm", 1), (autzen, 1)):
         bundle = torch.load(root / "06_models/croco_model.pt", weights_only=True)
         assert bundle["config"]["n_elevation_channels"] == n_channels
         assert {p.name for p in (root / "06_models/checkpoints").iterdir()} == {
             "best.pt",
             "last.pt",
         }
-        metrics = json.loads((root / "08_reporting/metrics.json").read_text())
-        assert metrics["model"]["paper"]["elevation_to_rgb"]["n_queries"] > 0
+        if root.name != "synthetic_dsm":  # trained only, not evaluated
+            metrics = json.loads((root / "08_reporting/metrics.json").read_text())
+            assert metrics["model"]["paper"]["elevation_to_rgb"]["n_queries"] > 0
 
 
 @pytest.mark.slow

@@ -370,9 +370,10 @@ def load_initial_weights(model: nn.Module, path: str) -> set[str]:
         raise bad_param(
             "train.init_from",
             path,
-            "the path of an existing croco_model.pt or checkpoint file (train that model first, "
-            "e.g. `kedro run --pipelines=synthesize,ingest,preprocess,train` writes "
-            "data/06_models/croco_model.pt; or set train.init_from: null)",
+            "the path of an existing croco_model.pt or checkpoint file (train that model first: "
+            "the autzen env starts from data/synthetic_dsm/06_models/croco_model.pt, which `make "
+            "autzen` or `kedro run --env synthetic_dsm --pipelines=synthesize,ingest,preprocess,"
+            "train` writes; or set train.init_from: null)",
         )
     saved = torch.load(path, map_location="cpu", weights_only=True)
     weights = saved.get("state_dict", saved.get("model")) if isinstance(saved, dict) else None
@@ -388,6 +389,9 @@ def load_initial_weights(model: nn.Module, path: str) -> set[str]:
     if skipped:
         log.warning("train.init_from: %s keep their initialisation (other shapes)", skipped)
     model.load_state_dict({k: weights[k] if k not in skipped else v for k, v in own.items()})
+    log.info(
+        "train.init_from: %d of %d tensors loaded from %s", len(own) - len(skipped), len(own), path
+    )
     return set(own) - set(skipped)
 
 

@@ -1,10 +1,11 @@
 """Voting, refinement, shift invariance, tracks and per-file failures on an oracle scene."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import GSD, ORIGIN, STATS, STRIDE, cloud_points, write_las
+from conftest import GSD, ORIGIN, PATCH, STATS, STRIDE, cloud_points, write_las
 
 from croco_pipeline.errors import CrocoInputError
 from croco_pipeline.localisation.locate import (
@@ -237,3 +238,27 @@ def test_an_elevation_geotiff_query_is_localised(
     assert row["status"] == "ok" and row["file"] == "dsm.tif"
     truth = (ORIGIN[0] + (c0 + 20) * GSD, ORIGIN[1] - (r0 + 20) * GSD)
     assert np.hypot(row["x"] - truth[0], row["y"] - truth[1]) < 0.5
+
+
+def test_query_tiles_default_to_a_quarter_patch_on_a_denser_map(oracle, stack, heights) -> None:
+    from conftest import MAP_OPTS, SPEC
+
+    from croco_pipeline.localisation.locate import tile_stride
+    from croco_pipeline.localisation.mapping import build_map
+    from croco_pipeline.localisation.ortho import StackMosaic
+
+    source = StackMosaic([stack])
+    dense = build_map(oracle, source, replace(SPEC, stride_px=1), MAP_OPTS)
+    assert len(dense.index) == (160 - PATCH + 1) * (192 - PATCH + 1)  # every pixel a patch
+    params = LocalizeParams.from_params({"refine": {"method": "none"}})
+    assert tile_stride(dense, params) == PATCH // 4  # not one tile per map pixel
+    three = LocalizeParams.from_params({"tile_stride_m": 3.0 * GSD})
+    assert tile_stride(dense, three) == 3
+    coarse_map = build_map(oracle, source, replace(SPEC, stride_px=8), MAP_OPTS)
+    assert tile_stride(coarse_map, three) == 8  # rounded to a multiple of the map stride, >= 1
+    # the query sits 1 and 3 px off a 4 px lattice; on the 1 px map the vote alone lands on it
+    r0, c0 = 37, 51
+    elev, valid = heights[None, r0 : r0 + 40, c0 : c0 + 40], np.ones((40, 40), bool)
+    fix = locate(oracle, dense, source, elev, valid, STATS, params, "q")
+    assert fix.n_tiles == (1 + (40 - PATCH) // (PATCH // 4)) ** 2
+    assert _fix_error(fix, r0, c0) == pytest.approx((0.0, 0.0), abs=1e-9)

@@ -44,11 +44,13 @@ class Fix:
     refined: list[float]  # each candidate's refinement score (NaN where not refined)
 
 
-def _tile_stride(lmap: LocalisationMap, params: LocalizeParams) -> int:
-    s, gsd = int(lmap.metadata["stride_px"]), float(lmap.metadata["gsd"])
-    if params.tile_stride_m is None:
-        return s
-    return max(1, round(params.tile_stride_m / gsd / s)) * s  # a multiple of the map stride
+def tile_stride(lmap: LocalisationMap, params: LocalizeParams) -> int:
+    """Pixels between query tiles: ``tile_stride_m`` (null: a quarter of the patch) rounded to a
+    multiple of the map stride, so every tile votes on the map's lattice."""
+    meta = lmap.metadata
+    s, gsd, p = int(meta["stride_px"]), float(meta["gsd"]), int(meta["patch_px"])
+    step_m = params.tile_stride_m if params.tile_stride_m is not None else p * gsd / 4
+    return max(1, round(step_m / gsd / s)) * s
 
 
 def embed_tiles(
@@ -159,7 +161,7 @@ def locate(
     """Locate the query raster (C, H, W) heights / (H, W) valid at the map's GSD on ``lmap``."""
     meta = lmap.metadata
     p, s = int(meta["patch_px"]), int(meta["stride_px"])
-    tiles = query_tiles(valid, p, _tile_stride(lmap, params), params.min_valid_fraction, name)
+    tiles = query_tiles(valid, p, tile_stride(lmap, params), params.min_valid_fraction, name)
     emb = embed_tiles(model, elevation, tiles, p, stats, params, device)
     scores, idx = lmap.index.search(emb, min(params.k, len(lmap.index)))
     lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()

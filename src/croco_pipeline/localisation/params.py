@@ -94,7 +94,11 @@ class LocalizeParams(StrictParams):
     )
     displace_seed: int = 0
     k: int = Field(default=50, ge=1)
-    tile_stride_m: float | None = Field(default=None, gt=0, description="null: the map stride")
+    tile_stride_m: float | None = Field(
+        default=None,
+        gt=0,
+        description="null: a quarter of the patch (a multiple of the map stride)",
+    )
     min_valid_fraction: float = Field(default=0.5, ge=0, le=1)
     top_candidates: int = Field(default=5, ge=1)
     ortho_in_memory_max_px: int = Field(

@@ -1,0 +1,126 @@
+"""Where the truth ranks among the vote's peaks, for k candidates per query tile (before re-ranking).
+
+Reads the model, map and query folder of an environment (as ``localize`` does), locates every query
+by the vote alone for each k in ``--k`` (``all``: every map patch votes with its clipped cosine, the
+dense limit of the vote) and prints, per split of the scans' true centres and query kind, the share
+whose truth lies within 8 m of the best peak (top-1) and of one of the best 5 and 20 peaks. A peak
+sits on the map lattice, so compare maps of different strides (``build_map.stride_m``) by running
+this after each map build: the re-ranking and refinement only ever see the top peaks.
+
+    python benchmarks/vote_ranks.py --env autzen [--queries data/autzen/01_raw/calibration_queries]
+        [--k 50 all]
+
+Last line: ``vote_ranks <k>: top1=<> top5=<> top20=<>`` for single scans over every split.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from affine import Affine
+from kedro.framework.session import KedroSession
+from kedro.framework.startup import bootstrap_project
+
+from croco_pipeline.data.stack import NormalisationStats
+from croco_pipeline.localisation.evaluation import split_of
+from croco_pipeline.localisation.locate import embed_tiles, tile_stride
+from croco_pipeline.localisation.params import LocalizeParams
+from croco_pipeline.localisation.queries import discover, load_query
+from croco_pipeline.localisation.query_maker import stack_bounds
+from croco_pipeline.localisation.voting import query_tiles, vote
+from croco_pipeline.model.runtime import load_model
+from croco_pipeline.pipelines.utils import materialise
+
+ROOT = Path(__file__).resolve().parents[1]
+RIGHT_M = 8.0
+
+
+def truth_cell(loaded: Any, transform: Affine, stride: int) -> tuple[float, float]:
+    """Lattice (row, col) where the query raster's top-left truly lies (from its first scan)."""
+    scan, r = loaded.scans[0], loaded.raster
+    left, bottom, right, top = scan.footprint
+    x = scan.truth[0] - ((left + right) / 2 - r.transform.c)
+    y = scan.truth[1] - ((bottom + top) / 2 - r.transform.f)
+    col, row = ~transform * (x, y)
+    return row / stride, col / stride
+
+
+def rank(peaks: list[tuple[int, int, float]], cell: tuple[float, float], metres: float) -> int:
+    """Position of the first peak within ``RIGHT_M`` of the truth (a large number when none is)."""
+    for i, (a, b, _) in enumerate(peaks):
+        if np.hypot(a - cell[0], b - cell[1]) * metres <= RIGHT_M:
+            return i
+    return 10**6
+
+
+def query_ranks(ctx: dict[str, Any], item: Any, ks: list[int | None]) -> dict[str, Any] | None:
+    """The truth's peak rank for each k, with the scan's split and kind (None without truth)."""
+    lmap, params = ctx["lmap"], ctx["params"]
+    meta = lmap.metadata
+    p, s, gsd = int(meta["patch_px"]), int(meta["stride_px"]), float(meta["gsd"])
+    loaded = load_query(item, meta["crs"], meta["channels"], gsd, params)
+    if loaded.scans[0].truth is None:
+        return None
+    r = loaded.raster
+    tiles = query_tiles(r.valid, p, tile_stride(lmap, params), params.min_valid_fraction, item.name)
+    with torch.inference_mode():
+        emb = embed_tiles(ctx["model"], r.elevation, tiles, p, ctx["stats"], params, "cpu")
+    kmax = max(len(lmap.index) if k is None else min(k, len(lmap.index)) for k in ks)
+    scores, idx = lmap.index.search(emb, kmax)
+    lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
+    cell = truth_cell(loaded, Affine(*meta["grid_transform"]), s)
+    truth = loaded.scans[0].truth
+    out = {"split": str(split_of(*(np.array([v]) for v in truth), ctx["splits"], ctx["bounds"])[0])}
+    out["kind"] = "track" if item.track else "single"
+    for k in ks:
+        n = kmax if k is None else min(k, kmax)
+        rc = np.where((idx[:, :n] >= 0)[..., None], lattice[np.maximum(idx[:, :n], 0)], -1)
+        grid = vote(*tiles, scores[:, :n], rc, tuple(meta["lattice_shape"]), s, r.valid.shape)
+        out["all" if k is None else str(k)] = rank(grid.peaks(20, max(1, p // s)), cell, s * gsd)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default=None, help="Kedro environment (e.g. autzen)")
+    parser.add_argument("--queries", default=None, help="query folder (default: the catalog's)")
+    parser.add_argument("--k", nargs="+", default=["50", "all"], help="candidates per tile")
+    args = parser.parse_args()
+    ks = [None if k == "all" else int(k) for k in args.k]
+    bootstrap_project(ROOT)
+    with KedroSession.create(project_path=ROOT, env=args.env) as session:
+        cat = session.load_context().catalog
+        ctx = {
+            "lmap": cat.load("localisation_map"),
+            "model": load_model(cat.load("croco_model")).eval(),
+            "stats": NormalisationStats.from_dict(cat.load("normalisation_stats")),
+            "params": LocalizeParams.from_params(cat.load("params:localize")),
+            "splits": cat.load("tile_splits"),
+            "bounds": stack_bounds(materialise(cat.load("aligned_stacks")).values()),
+        }
+        folder = Path(args.queries) if args.queries else cat.load("localisation_queries")
+    items, _ = discover(Path(folder), ctx["params"].exclude)
+    rows = [row for item in items if (row := query_ranks(ctx, item, ks)) is not None]
+    names = ["all" if k is None else str(k) for k in ks]
+    for split in sorted({r["split"] for r in rows}) + ["all"]:
+        for kind in ("single", "track"):
+            pick = [r for r in rows if r["kind"] == kind and split in ("all", r["split"])]
+            if pick:
+                shares = (
+                    f"k={k}: "
+                    + "/".join(f"{np.mean([r[k] < n for r in pick]):.2f}" for n in (1, 5, 20))
+                    for k in names
+                )
+                print(f"{split:5s} {kind:6s} n={len(pick):3d}  " + "  ".join(shares))
+    for k in names:
+        single = [r[k] for r in rows if r["kind"] == "single"]
+        print(f"vote_ranks {k}: top1={np.mean(np.array(single) < 1):.3f} "
+              f"top5={np.mean(np.array(single) < 5):.3f} top20={np.mean(np.array(single) < 20):.3f}")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

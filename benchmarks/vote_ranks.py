@@ -27,11 +27,10 @@ from kedro.framework.startup import bootstrap_project
 
 from croco_pipeline.data.stack import NormalisationStats
 from croco_pipeline.localisation.evaluation import split_of
-from croco_pipeline.localisation.locate import embed_tiles, tile_stride
+from croco_pipeline.localisation.locate import vote_query
 from croco_pipeline.localisation.params import LocalizeParams
 from croco_pipeline.localisation.queries import discover, load_query
 from croco_pipeline.localisation.query_maker import stack_bounds
-from croco_pipeline.localisation.voting import query_tiles, vote
 from croco_pipeline.model.runtime import load_model
 from croco_pipeline.pipelines.utils import materialise
 
@@ -63,23 +62,18 @@ def query_ranks(ctx: dict[str, Any], item: Any, ks: list[int | None]) -> dict[st
     meta = lmap.metadata
     p, s, gsd = int(meta["patch_px"]), int(meta["stride_px"]), float(meta["gsd"])
     loaded = load_query(item, meta["crs"], meta["channels"], gsd, params)
-    if loaded.scans[0].truth is None:
+    truth = loaded.scans[0].truth
+    if truth is None:
         return None
     r = loaded.raster
-    tiles = query_tiles(r.valid, p, tile_stride(lmap, params), params.min_valid_fraction, item.name)
-    with torch.inference_mode():
-        emb = embed_tiles(ctx["model"], r.elevation, tiles, p, ctx["stats"], params, "cpu")
-    kmax = max(len(lmap.index) if k is None else min(k, len(lmap.index)) for k in ks)
-    scores, idx = lmap.index.search(emb, kmax)
-    lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
     cell = truth_cell(loaded, Affine(*meta["grid_transform"]), s)
-    truth = loaded.scans[0].truth
     out = {"split": str(split_of(*(np.array([v]) for v in truth), ctx["splits"], ctx["bounds"])[0])}
     out["kind"] = "track" if item.track else "single"
     for k in ks:
-        n = kmax if k is None else min(k, kmax)
-        rc = np.where((idx[:, :n] >= 0)[..., None], lattice[np.maximum(idx[:, :n], 0)], -1)
-        grid = vote(*tiles, scores[:, :n], rc, tuple(meta["lattice_shape"]), s, r.valid.shape)
+        with_k = params.model_copy(update={"k": len(lmap.index) if k is None else k})
+        with torch.inference_mode():
+            grid = vote_query(ctx["model"], lmap, r.elevation, r.valid, ctx["stats"], with_k,
+                              item.name)[3]  # fmt: skip
         out["all" if k is None else str(k)] = rank(grid.peaks(20, max(1, p // s)), cell, s * gsd)
     return out
 

@@ -249,7 +249,7 @@ def test_query_tiles_default_to_a_quarter_patch_on_a_denser_map(oracle, stack, h
 
     source = StackMosaic([stack])
     dense = build_map(oracle, source, replace(SPEC, stride_px=1), MAP_OPTS)
-    assert len(dense.index) == (160 - PATCH + 1) * (192 - PATCH + 1)  # every pixel a patch
+    assert len(dense.index) == (heights.shape[0] - PATCH + 1) * (heights.shape[1] - PATCH + 1)
     params = LocalizeParams.from_params({"refine": {"method": "none"}})
     assert tile_stride(dense, params) == PATCH // 4  # not one tile per map pixel
     three = LocalizeParams.from_params({"tile_stride_m": 3.0 * GSD})

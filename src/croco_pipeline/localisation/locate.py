@@ -27,6 +27,8 @@ from croco_pipeline.localisation.params import LocalizeParams, RerankParams
 from croco_pipeline.localisation.refine import refine_embedding, refine_gradient_ncc
 from croco_pipeline.localisation.voting import VoteGrid, query_tiles, vote
 
+Tiles = tuple[np.ndarray, np.ndarray]  # query tile top-left rows, cols (query px)
+
 
 @dataclass
 class Fix:
@@ -68,7 +70,7 @@ def embed_tiles(
 
 
 def _refine(
-    model: Any, source: OrthoSource, top_left: tuple[int, int], tiles: tuple[np.ndarray, np.ndarray],
+    model: Any, source: OrthoSource, top_left: tuple[int, int], tiles: Tiles,
     emb: np.ndarray, best: np.ndarray, elevation: np.ndarray, valid: np.ndarray,
     lmap: LocalisationMap, params: LocalizeParams, device: Any,
 ) -> tuple[float, float, float]:  # fmt: skip
@@ -147,6 +149,29 @@ def rank_candidates(
     return rerank_peaks(ranked), ranked, refined, fits
 
 
+def vote_query(
+    model: Any,
+    lmap: LocalisationMap,
+    elevation: np.ndarray,
+    valid: np.ndarray,
+    stats: NormalisationStats,
+    params: LocalizeParams,
+    name: str,
+    device: Any = "cpu",
+) -> tuple[Tiles, np.ndarray, np.ndarray, VoteGrid]:
+    """The vote stage: the query's tiles, their embeddings, their top-``k`` similarities (T, k) and
+    the vote grid those candidates cast on the map lattice."""
+    meta = lmap.metadata
+    p, s = int(meta["patch_px"]), int(meta["stride_px"])
+    tiles = query_tiles(valid, p, tile_stride(lmap, params), params.min_valid_fraction, name)
+    emb = embed_tiles(model, elevation, tiles, p, stats, params, device)
+    scores, idx = lmap.index.search(emb, min(params.k, len(lmap.index)))
+    lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
+    rc = np.where((idx >= 0)[..., None], lattice[np.maximum(idx, 0)], -1)
+    grid = vote(tiles[0], tiles[1], scores, rc, tuple(meta["lattice_shape"]), s, valid.shape)
+    return tiles, emb, scores, grid
+
+
 def locate(
     model: Any,
     lmap: LocalisationMap,
@@ -161,12 +186,9 @@ def locate(
     """Locate the query raster (C, H, W) heights / (H, W) valid at the map's GSD on ``lmap``."""
     meta = lmap.metadata
     p, s = int(meta["patch_px"]), int(meta["stride_px"])
-    tiles = query_tiles(valid, p, tile_stride(lmap, params), params.min_valid_fraction, name)
-    emb = embed_tiles(model, elevation, tiles, p, stats, params, device)
-    scores, idx = lmap.index.search(emb, min(params.k, len(lmap.index)))
-    lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
-    rc = np.where((idx >= 0)[..., None], lattice[np.maximum(idx, 0)], -1)
-    grid = vote(tiles[0], tiles[1], scores, rc, tuple(meta["lattice_shape"]), s, valid.shape)
+    tiles, emb, scores, grid = vote_query(
+        model, lmap, elevation, valid, stats, params, name, device
+    )
     n_peaks = max(params.top_candidates, params.rerank.candidates)
     peaks = grid.peaks(n_peaks, max(1, p // s))
     if not peaks:

@@ -1,7 +1,7 @@
 """Where the truth ranks among the vote's peaks, for k candidates per query tile (before re-ranking).
 
 Reads the model, map and query folder of an environment (as ``localize`` does), locates every query
-by the vote alone for each k in ``--k`` (``all``: every map patch votes with its clipped cosine, the
+by the vote alone for each k in ``--k`` (``all``: every map patch votes, ``localize.k: all``, the
 dense limit of the vote) and prints, per split of the scans' true centres and query kind, the share
 whose truth lies within 8 m of the best peak (top-1) and of one of the best 5 and 20 peaks. A peak
 sits on the map lattice, so compare maps of different strides (``build_map.stride_m``) by running
@@ -28,6 +28,7 @@ from kedro.framework.startup import bootstrap_project
 from croco_pipeline.data.stack import NormalisationStats
 from croco_pipeline.localisation.evaluation import split_of
 from croco_pipeline.localisation.locate import vote_query
+from croco_pipeline.localisation.ortho import open_ortho
 from croco_pipeline.localisation.params import LocalizeParams
 from croco_pipeline.localisation.queries import discover, load_query
 from croco_pipeline.localisation.query_maker import stack_bounds
@@ -70,23 +71,18 @@ def query_ranks(ctx: dict[str, Any], item: Any, ks: list[int | None]) -> dict[st
     out = {"split": str(split_of(*(np.array([v]) for v in truth), ctx["splits"], ctx["bounds"])[0])}
     out["kind"] = "track" if item.track else "single"
     for k in ks:
-        with_k = params.model_copy(update={"k": len(lmap.index) if k is None else k})
+        with_k = params.model_copy(update={"k": "all" if k is None else k})
         with torch.inference_mode():
             grid = vote_query(ctx["model"], lmap, r.elevation, r.valid, ctx["stats"], with_k,
-                              item.name)[3]  # fmt: skip
+                              item.name)[2]  # fmt: skip
         out["all" if k is None else str(k)] = rank(grid.peaks(20, max(1, p // s)), cell, s * gsd)
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--env", default=None, help="Kedro environment (e.g. autzen)")
-    parser.add_argument("--queries", default=None, help="query folder (default: the catalog's)")
-    parser.add_argument("--k", nargs="+", default=["50", "all"], help="candidates per tile")
-    args = parser.parse_args()
-    ks = [None if k == "all" else int(k) for k in args.k]
+def load_context(env: str | None, queries: str | None) -> tuple[dict[str, Any], Path]:
+    """What ``localize`` reads (model, map, ortho, stats, params, splits) and the query folder."""
     bootstrap_project(ROOT)
-    with KedroSession.create(project_path=ROOT, env=args.env) as session:
+    with KedroSession.create(project_path=ROOT, env=env) as session:
         cat = session.load_context().catalog
         ctx = {
             "lmap": cat.load("localisation_map"),
@@ -96,8 +92,23 @@ def main() -> None:
             "splits": cat.load("tile_splits"),
             "bounds": stack_bounds(materialise(cat.load("aligned_stacks")).values()),
         }
-        folder = Path(args.queries) if args.queries else cat.load("localisation_queries")
-    items, _ = discover(Path(folder), ctx["params"].exclude)
+        meta = ctx["lmap"].metadata
+        stacks = lambda: list(materialise(cat.load("aligned_stacks")).values())  # noqa: E731
+        ctx["source"] = open_ortho(cat.load("map_ortho"), stacks, float(meta["gsd"]), meta["crs"],
+                                   ctx["params"].ortho_in_memory_max_px)  # fmt: skip
+        folder = Path(queries) if queries else cat.load("localisation_queries")
+    return ctx, Path(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--env", default=None, help="Kedro environment (e.g. autzen)")
+    parser.add_argument("--queries", default=None, help="query folder (default: the catalog's)")
+    parser.add_argument("--k", nargs="+", default=["50", "all"], help="candidates per tile")
+    args = parser.parse_args()
+    ks = [None if k == "all" else int(k) for k in args.k]
+    ctx, folder = load_context(args.env, args.queries)
+    items, _ = discover(folder, ctx["params"].exclude)
     rows = [row for item in items if (row := query_ranks(ctx, item, ks)) is not None]
     names = ["all" if k is None else str(k) for k in ks]
     for split in sorted({r["split"] for r in rows}) + ["all"]:

@@ -183,3 +183,20 @@ def test_map_index_ivf_visiting_every_cell_is_exact_and_bad_kind_raises() -> Non
     np.testing.assert_array_equal(idx, exact)
     with pytest.raises(ValueError, match="kind"):
         MapIndex(16, "hnsw")
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_map_index_gives_back_its_unit_vectors_in_insertion_order(kind: str) -> None:
+    from croco_pipeline.evaluation.retrieval import MapIndex
+
+    gallery = np.random.default_rng(5).normal(size=(300, 8)).astype(np.float32) * 3.0
+    index = MapIndex(8, kind, nlist=4, nprobe=1)
+    index.add(gallery, chunk_size=128)
+    unit = gallery / np.linalg.norm(gallery, axis=1, keepdims=True)
+    np.testing.assert_allclose(index.vectors(), unit, rtol=1e-6)
+    np.testing.assert_allclose(index.vectors(100, 130), unit[100:130], rtol=1e-6)
+    assert index.vectors(290, 1000).shape == (10, 8)  # clipped at the end
+    again = MapIndex.from_bytes(index.to_bytes(), nprobe=1)  # a map read back from disk
+    np.testing.assert_allclose(again.vectors(250), unit[250:], rtol=1e-6)
+    with pytest.raises(ValueError, match="outside"):
+        index.vectors(200, 100)

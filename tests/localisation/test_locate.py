@@ -18,7 +18,7 @@ from croco_pipeline.localisation.locate import (
 from croco_pipeline.localisation.params import LocalizeParams, RerankParams
 from croco_pipeline.localisation.refine import refine_gradient_ncc
 from croco_pipeline.localisation.service import Context, localise_folder
-from croco_pipeline.localisation.voting import vote
+from croco_pipeline.localisation.voting import dense_vote, vote
 
 
 def test_vote_picks_the_true_offset_when_one_tile_is_wrong() -> None:
@@ -40,6 +40,38 @@ def test_vote_picks_the_true_offset_when_one_tile_is_wrong() -> None:
     implied = rc - (np.stack([rows, cols], 1) // 4)[:, None]
     near = np.abs(implied - truth).max(axis=2) <= 1
     assert mass == pytest.approx(float((scores * near).sum()))
+
+
+def test_dense_vote_is_the_vote_of_every_candidate_and_matches_a_slow_reference() -> None:
+    rng = np.random.default_rng(4)
+    lattice_shape, stride = (6, 7), 4
+    lattice = np.stack(np.meshgrid(np.arange(6), np.arange(7), indexing="ij"), -1).reshape(-1, 2)
+    keep = rng.random(len(lattice)) > 0.2  # a map with holes (nodata windows are not indexed)
+    lattice = lattice[keep]
+    unit = lambda v: v / np.linalg.norm(v, axis=-1, keepdims=True)  # noqa: E731
+    gallery, emb = unit(rng.normal(size=(len(lattice), 5)) + 1.0), unit(rng.normal(size=(3, 5)))
+    rows, cols = np.array([0, 4, 8]), np.array([0, 8, 4])
+    blocks = [gallery[:10], gallery[10:11], gallery[11:]]  # block edges change nothing
+    mean = gallery.mean(axis=0)
+    dense = dense_vote(rows, cols, emb, mean, blocks, lattice, lattice_shape, stride, (12, 12))
+    sims = emb @ gallery.T
+    centred = sims - sims.mean(axis=1, keepdims=True)  # each tile's mean cosine over the map
+    order = np.argsort(-sims, axis=1)  # every candidate, best first, as a search returns them
+    sparse = vote(rows, cols, np.take_along_axis(centred, order, 1), lattice[order], lattice_shape,
+                  stride, (12, 12))  # fmt: skip
+    np.testing.assert_allclose(dense.votes, sparse.votes)
+    np.testing.assert_array_equal(dense.best_cells, sparse.best_cells)
+    np.testing.assert_allclose(dense.best_scores, sims.max(axis=1))
+    pad = dense.pad  # slow reference: each (tile, patch) pair adds its clipped excess at one cell
+    ref = np.zeros_like(dense.votes)
+    for t in range(3):
+        for g, (i, j) in enumerate(lattice):
+            excess = sims[t, g] - np.mean(sims[t])
+            ref[i - rows[t] // stride + pad, j - cols[t] // stride + pad] += max(excess, 0.0)
+    np.testing.assert_allclose(dense.votes, ref)
+    assert (ref > 0).sum() < ref.size / 2  # the floor matters: the map's cosines are mostly high
+    with pytest.raises(ValueError, match="lattice"):
+        dense_vote(rows, cols, emb, mean, blocks[:1], lattice, lattice_shape, stride, (12, 12))
 
 
 def _fix_error(fix, r0: int, c0: int) -> tuple[float, float]:
@@ -66,6 +98,21 @@ def test_refinement_reaches_sub_stride_accuracy(
     assert 0.0 <= fine.confidence <= 1.0 and len(fine.candidates) == 5
     # the classical check at the fix: the oracle's RGB is a colouring of the heights
     assert fine.features["gradient_ncc"] > 0.9
+
+
+def test_every_map_patch_can_vote_and_k_is_checked(oracle, oracle_map, heights) -> None:
+    from croco_pipeline.errors import CrocoConfigError
+
+    lmap, source = oracle_map
+    r0, c0 = 37, 51
+    elev, valid = heights[None, r0 : r0 + 40, c0 : c0 + 40], np.ones((40, 40), bool)
+    fix = locate(oracle, lmap, source, elev, valid, STATS, LocalizeParams.from_params({"k": "all"}),
+                 "q")  # fmt: skip
+    assert max(map(abs, _fix_error(fix, r0, c0))) < 0.3
+    assert fix.n_tiles == 49 and fix.votes.gather is False  # (3 x 3 sums let the background win)
+    for bad in ("every", 0):
+        with pytest.raises(CrocoConfigError, match="localize.k"):
+            LocalizeParams.from_params({"k": bad})
 
 
 def test_gradient_check_is_low_away_from_the_truth(oracle_map, heights) -> None:

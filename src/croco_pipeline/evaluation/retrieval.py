@@ -204,6 +204,18 @@ class MapIndex:
         scores, idx = self._index.search(_unit_np(queries), k)
         return scores, idx.astype(np.int64)
 
+    def vectors(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Rows ``start:stop`` of the indexed (unit) vectors as float32 (n, D), in insertion order.
+
+        IVF keeps its vectors by cell: the first call builds the row -> cell map it reads them by.
+        """
+        stop = len(self) if stop is None else min(stop, len(self))
+        if not 0 <= start <= stop:
+            raise ValueError(f"rows {start}:{stop} outside the index's {len(self)} vectors")
+        if self.kind == "ivf" and not self._index.direct_map.type:  # 0: no direct map yet
+            self._index.make_direct_map()
+        return np.asarray(self._index.reconstruct_n(start, stop - start), dtype=np.float32)
+
     def to_bytes(self) -> bytes:
         """The FAISS index serialised (``faiss.serialize_index``), e.g. for a map folder."""
         import faiss

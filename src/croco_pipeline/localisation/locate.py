@@ -25,7 +25,7 @@ from croco_pipeline.localisation.mapping import LocalisationMap
 from croco_pipeline.localisation.ortho import OrthoSource
 from croco_pipeline.localisation.params import LocalizeParams, RerankParams
 from croco_pipeline.localisation.refine import refine_embedding, refine_gradient_ncc
-from croco_pipeline.localisation.voting import VoteGrid, query_tiles, vote
+from croco_pipeline.localisation.voting import VoteGrid, dense_vote, query_tiles, vote
 
 Tiles = tuple[np.ndarray, np.ndarray]  # query tile top-left rows, cols (query px)
 
@@ -69,11 +69,13 @@ def embed_tiles(
     return embed_patches(model.embed_elevation, patches, params.batch_size, device)
 
 
-def _refine(
+def refine_candidate(
     model: Any, source: OrthoSource, top_left: tuple[int, int], tiles: Tiles,
     emb: np.ndarray, best: np.ndarray, elevation: np.ndarray, valid: np.ndarray,
     lmap: LocalisationMap, params: LocalizeParams, device: Any,
 ) -> tuple[float, float, float]:  # fmt: skip
+    """(row shift, col shift, score) of ``params.refine`` at a candidate's top-left (map px);
+    ``best``: each tile's best similarity, which picks the tiles when ``max_tiles`` is set."""
     method = params.refine.method
     gsd = float(lmap.metadata["gsd"])
     radius = (
@@ -158,18 +160,23 @@ def vote_query(
     params: LocalizeParams,
     name: str,
     device: Any = "cpu",
-) -> tuple[Tiles, np.ndarray, np.ndarray, VoteGrid]:
-    """The vote stage: the query's tiles, their embeddings, their top-``k`` similarities (T, k) and
-    the vote grid those candidates cast on the map lattice."""
+) -> tuple[Tiles, np.ndarray, VoteGrid]:
+    """The vote stage: the query's tiles, their embeddings and the vote grid their top-``k`` map
+    candidates (``k: all``: every map patch, ``dense_vote``) cast on the map lattice."""
     meta = lmap.metadata
     p, s = int(meta["patch_px"]), int(meta["stride_px"])
     tiles = query_tiles(valid, p, tile_stride(lmap, params), params.min_valid_fraction, name)
     emb = embed_tiles(model, elevation, tiles, p, stats, params, device)
-    scores, idx = lmap.index.search(emb, min(params.k, len(lmap.index)))
     lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
+    shape = (int(meta["lattice_shape"][0]), int(meta["lattice_shape"][1]))
+    if params.k == "all":
+        unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
+        blocks = lmap.vector_blocks()
+        grid = dense_vote(*tiles, unit, lmap.mean_vector, blocks, lattice, shape, s, valid.shape)
+        return tiles, emb, grid
+    scores, idx = lmap.index.search(emb, min(params.k, len(lmap.index)))
     rc = np.where((idx >= 0)[..., None], lattice[np.maximum(idx, 0)], -1)
-    grid = vote(tiles[0], tiles[1], scores, rc, tuple(meta["lattice_shape"]), s, valid.shape)
-    return tiles, emb, scores, grid
+    return tiles, emb, vote(*tiles, scores, rc, shape, s, valid.shape)
 
 
 def locate(
@@ -186,9 +193,7 @@ def locate(
     """Locate the query raster (C, H, W) heights / (H, W) valid at the map's GSD on ``lmap``."""
     meta = lmap.metadata
     p, s = int(meta["patch_px"]), int(meta["stride_px"])
-    tiles, emb, scores, grid = vote_query(
-        model, lmap, elevation, valid, stats, params, name, device
-    )
+    tiles, emb, grid = vote_query(model, lmap, elevation, valid, stats, params, name, device)
     n_peaks = max(params.top_candidates, params.rerank.candidates)
     peaks = grid.peaks(n_peaks, max(1, p // s))
     if not peaks:
@@ -196,7 +201,7 @@ def locate(
     checks = check_peaks(source, peaks, s, elevation, valid, params.rerank.candidates)
 
     def refine_at(peak: tuple[int, int, float]) -> Refinement:
-        return _refine(model, source, (peak[0] * s, peak[1] * s), tiles, emb, scores[:, 0],
+        return refine_candidate(model, source, (peak[0] * s, peak[1] * s), tiles, emb, grid.best_scores,
                        elevation, valid, lmap, params, device)  # fmt: skip
 
     order, ranked, refined, fits = rank_candidates(peaks, checks, params.rerank, refine_at)

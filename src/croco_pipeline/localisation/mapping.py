@@ -6,9 +6,11 @@ blocks are shared out by rank and every rank ends with the same map, sorted by l
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +60,17 @@ class LocalisationMap:
         m = self.metadata
         step = m["stride_px"] * m["gsd"]
         return Affine(step, 0.0, m["lattice_origin"][0], 0.0, -step, m["lattice_origin"][1])
+
+    @functools.cached_property
+    def mean_vector(self) -> np.ndarray:
+        """The mean of the map's unit embeddings (D,), read once."""
+        total = sum((block.sum(axis=0, dtype=np.float64) for block in self.vector_blocks()), 0.0)
+        return np.asarray(total / max(len(self.index), 1), dtype=np.float32)
+
+    def vector_blocks(self, size: int = 16384) -> Iterator[np.ndarray]:
+        """The map's unit embeddings in index (= ``centres``) order, ``size`` rows at a time."""
+        for start in range(0, len(self.index), size):
+            yield self.index.vectors(start, start + size)
 
 
 def model_checksum(state_dict: dict[str, torch.Tensor]) -> str:

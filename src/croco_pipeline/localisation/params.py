@@ -3,7 +3,7 @@ naming the key path, as every parameter group of the project: ``croco_pipeline.p
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -93,7 +93,11 @@ class LocalizeParams(StrictParams):
         default=None, gt=0, description="move clouds 1..this km (seeded, per query) before search"
     )
     displace_seed: int = 0
-    k: int = Field(default=50, ge=1)
+    k: Annotated[int, Field(ge=1)] | Literal["all"] = Field(
+        default=50,
+        description="candidates per query tile that vote; all: every map patch votes with its "
+        "clipped cosine (exact; time grows with the map's patches)",
+    )
     tile_stride_m: float | None = Field(
         default=None,
         gt=0,

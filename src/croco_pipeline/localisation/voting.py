@@ -8,6 +8,7 @@ adds a scattered vote that the consistent majority outweighs.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,10 +28,16 @@ class VoteGrid:
     votes: np.ndarray
     pad: int
     best_cells: np.ndarray  # (T, 2) padded cell each tile's best candidate votes for
+    best_scores: np.ndarray  # (T,) that candidate's similarity
+    gather: bool = True  # support sums each cell's 3 x 3 neighbourhood (False: the votes alone)
 
     def support(self) -> np.ndarray:
         """Votes summed over each cell's 3 x 3 neighbourhood: a query half a stride off the lattice
-        splits its votes between neighbouring cells, which this gathers again."""
+        splits its top-k votes between neighbouring cells, which this gathers again. A dense vote
+        (every patch votes: each cell already holds the query's whole similarity there) is not
+        gathered, which would add up nine cells' worth of the background that every cell has."""
+        if not self.gather:
+            return self.votes.copy()
         return uniform_filter(self.votes, size=3, mode="constant") * 9.0
 
     def agreeing_share(self, row: int, col: int) -> float:
@@ -81,6 +88,41 @@ def query_tiles(
     return rows[keep], cols[keep]
 
 
+def vote_frame(
+    lattice_shape: tuple[int, int], stride_px: int, query_shape: tuple[int, int]
+) -> tuple[int, tuple[int, int]]:
+    """(pad, padded shape) of the vote grid: the lattice with room for a query hanging off it."""
+    pad = -(-max(query_shape) // stride_px) + 1
+    return pad, (lattice_shape[0] + 2 * pad, lattice_shape[1] + 2 * pad)
+
+
+def _check_tiles(tile_rows: np.ndarray, tile_cols: np.ndarray, stride_px: int) -> None:
+    if (tile_rows % stride_px).any() or (tile_cols % stride_px).any():
+        raise ValueError("query tiles must sit on multiples of the map stride")
+
+
+def _cast(
+    tile_rows: np.ndarray,
+    tile_cols: np.ndarray,
+    weight: np.ndarray,
+    lattice_rc: np.ndarray,
+    stride_px: int,
+    frame: tuple[int, tuple[int, int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat vote mass of (T, m) candidates at (T | 1, m, 2) lattice cells, and their padded cells."""
+    pad, shape = frame
+    a = lattice_rc[..., 0] - (tile_rows // stride_px)[:, None] + pad
+    b = lattice_rc[..., 1] - (tile_cols // stride_px)[:, None] + pad
+    ok = (lattice_rc[..., 0] >= 0) & (a >= 0) & (a < shape[0]) & (b >= 0) & (b < shape[1])
+    ok &= weight > 0
+    mass = np.bincount(
+        (a[ok] * shape[1] + b[ok]).astype(np.int64),
+        weight[ok].astype(np.float64),
+        minlength=shape[0] * shape[1],
+    )
+    return mass, a, b
+
+
 def vote(
     tile_rows: np.ndarray,
     tile_cols: np.ndarray,
@@ -99,17 +141,55 @@ def vote(
         lattice_shape: the map lattice's (rows, cols).
         query_shape: the query raster's (H, W) pixels, which bounds how far off the map a vote lands.
     """
-    if (tile_rows % stride_px).any() or (tile_cols % stride_px).any():
-        raise ValueError("query tiles must sit on multiples of the map stride")
-    pad = -(-max(query_shape) // stride_px) + 1
-    shape = (lattice_shape[0] + 2 * pad, lattice_shape[1] + 2 * pad)
-    a = lattice_rc[..., 0] - (tile_rows // stride_px)[:, None] + pad
-    b = lattice_rc[..., 1] - (tile_cols // stride_px)[:, None] + pad
-    weight = np.clip(scores, 0.0, None).astype(np.float64)
-    ok = (lattice_rc[..., 0] >= 0) & (a >= 0) & (a < shape[0]) & (b >= 0) & (b < shape[1])
-    votes = np.bincount(
-        (a[ok] * shape[1] + b[ok]).astype(np.int64), weight[ok], minlength=shape[0] * shape[1]
-    ).reshape(shape)
-    top = np.argmax(weight, axis=1)[:, None]  # each tile's best candidate (search returns it first)
+    _check_tiles(tile_rows, tile_cols, stride_px)
+    frame = vote_frame(lattice_shape, stride_px, query_shape)
+    weight = np.clip(scores, 0.0, None)
+    mass, a, b = _cast(tile_rows, tile_cols, weight, lattice_rc, stride_px, frame)
+    top = np.argmax(scores, axis=1)[:, None]  # each tile's best candidate (search returns it first)
     best = np.stack([np.take_along_axis(a, top, 1)[:, 0], np.take_along_axis(b, top, 1)[:, 0]], 1)
-    return VoteGrid(votes, pad, best)
+    return VoteGrid(
+        mass.reshape(frame[1]), frame[0], best, np.take_along_axis(scores, top, 1)[:, 0]
+    )
+
+
+def dense_vote(
+    tile_rows: np.ndarray,
+    tile_cols: np.ndarray,
+    embeddings: np.ndarray,
+    mean_vector: np.ndarray,
+    blocks: Iterable[np.ndarray],
+    lattice_rc: np.ndarray,
+    lattice_shape: tuple[int, int],
+    stride_px: int,
+    query_shape: tuple[int, int],
+) -> VoteGrid:
+    """The vote's dense limit: every map patch votes for every tile with its cosine less the tile's
+    mean cosine over the map, clipped at 0 (an embedding whose cosines are all high, such as one of
+    non-negative features, would otherwise vote everywhere alike).
+
+    Args:
+        embeddings: (T, D) unit query-tile embeddings.
+        mean_vector: (D,) the mean of the map's unit vectors (the tiles' mean cosine is its dot).
+        blocks: the map's unit vectors (n_i, D) in index order, block after block (bounded memory).
+        lattice_rc: (N, 2) lattice (row, col) of every map patch, in index order.
+        The rest as in ``vote``.
+    """
+    _check_tiles(tile_rows, tile_cols, stride_px)
+    frame = vote_frame(lattice_shape, stride_px, query_shape)
+    mass = np.zeros(frame[1][0] * frame[1][1])
+    best_sim = np.full(len(tile_rows), -np.inf)
+    best = np.zeros((len(tile_rows), 2), np.int64)
+    start, at, floor = 0, np.arange(len(tile_rows)), (embeddings @ mean_vector)[:, None]
+    for block in blocks:
+        sims = embeddings @ block.T  # (T, n)
+        rc = lattice_rc[None, start : start + len(block)]
+        part, a, b = _cast(tile_rows, tile_cols, sims - floor, rc, stride_px, frame)
+        mass += part
+        top = np.argmax(sims, axis=1)
+        better = sims[at, top] > best_sim
+        best_sim[better] = sims[at, top][better]
+        best[better] = np.stack([a[better, top[better]], b[better, top[better]]], 1)
+        start += len(block)
+    if start != len(lattice_rc):
+        raise ValueError(f"the map blocks hold {start} vectors, its lattice {len(lattice_rc)}")
+    return VoteGrid(mass.reshape(frame[1]), frame[0], best, best_sim, gather=False)

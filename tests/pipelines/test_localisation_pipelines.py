@@ -115,6 +115,9 @@ def test_localisations_table_geojson_heatmaps_overview(localised) -> None:
     single = by_file.loc["single.laz"]
     assert left <= single["x"] <= right and bottom <= single["y"] <= top
     assert heat.data.max() > 0
+    assert heat.band_names == ("support", "votes")  # what the localiser ranked, then the raw votes
+    support = json.loads(by_file.loc["single.laz", "top5_support"])
+    assert heat.data[0].max() == pytest.approx(max(support), abs=6e-5)  # CSV: 4 decimals
     assert (project / "data/08_reporting/localisation_overview.png").stat().st_size > 5000
 
 

@@ -76,20 +76,22 @@ def _fix_rows(fix: Fix, loaded: LoadedQuery, item: QueryItem, crs: str) -> list[
 
 
 def heatmap_raster(fix: Fix, lmap: LocalisationMap, offset: tuple[float, float]) -> GeoRaster:
-    """The vote mass for the query's centre at every map lattice cell, as a GeoTIFF-ready raster.
+    """The vote for the query's centre at every map lattice cell, as a GeoTIFF-ready raster: band 1
+    the support the localiser ranks (``VoteGrid.support``), band 2 the raw votes.
 
     The grid keeps the voting's ``pad`` cells around the lattice (the query overhanging the map's
     edge), where a fix may win: the estimate always lies on the heatmap.
     """
     meta = lmap.metadata
     pad = fix.votes.pad
-    votes = fix.votes.votes.astype(np.float32)
+    bands = np.stack([fix.votes.support(), fix.votes.votes]).astype(np.float32)
     step = meta["stride_px"] * meta["gsd"]
     g = Affine(*meta["grid_transform"])
     left = g.c + offset[0] - step / 2 - pad * step
     top = g.f + offset[1] + step / 2 + pad * step
     crs = CRS.from_wkt(meta["crs"])
-    return GeoRaster(votes[None], crs, Affine(step, 0.0, left, 0.0, -step, top), None, ("votes",))
+    transform = Affine(step, 0.0, left, 0.0, -step, top)
+    return GeoRaster(bands, crs, transform, None, ("support", "votes"))
 
 
 def _locate_item(ctx: Context, item: QueryItem, crs: str) -> tuple[list[dict[str, Any]], GeoRaster]:

@@ -20,10 +20,11 @@ def test_features_and_mapping() -> None:
         refine_score=0.9,
         spread_m=5.0,
         gradient_ncc=float("nan"),
+        contrast_z=20.0,
     )
     assert f == pytest.approx(
         {"peak_margin": 0.75, "vote_share": 0.75, "refine_score": 0.9, "relief": 1 - np.exp(-1),
-         "gradient_ncc": 0.0}
+         "gradient_ncc": 0.0, "vote_contrast": 1 - np.exp(-2)}
     )  # fmt: skip
     low = confidence({**f, "vote_share": 0.1}, -3.0, {"vote_share": 6.0})
     high = confidence(f, -3.0, {"vote_share": 6.0})
@@ -56,7 +57,20 @@ def test_height_spread_is_the_10_90_range_of_valid_heights() -> None:
     assert height_spread(heights, valid) == pytest.approx(0.8 * 50)
     assert height_spread(heights, np.zeros_like(valid)) == 0.0
     flat = confidence_features(1.0, 0.0, 1.0, 1.0, spread_m=0.0)
-    assert flat["relief"] == 0.0
+    assert flat["relief"] == 0.0 and flat["vote_contrast"] == 0.0
+
+
+def test_vote_contrast_is_the_peaks_height_above_the_grid_in_standard_deviations() -> None:
+    from croco_pipeline.localisation.voting import VoteGrid
+
+    votes = np.ones((6, 8))
+    votes[4, 5] = 5.0  # one spike over a flat background: z = (5 - m) / sd over the 48 cells
+    grid = VoteGrid(votes, pad=1, best_cells=np.zeros((1, 2)), best_scores=np.ones(1), gather=False)
+    m, sd = (47 + 5) / 48, np.sqrt(((votes - (47 + 5) / 48) ** 2).mean())
+    assert grid.contrast(3, 4) == pytest.approx((5 - m) / sd)  # lattice (3, 4) = padded (4, 5)
+    assert grid.contrast(0, 0) == pytest.approx((1 - m) / sd) and grid.contrast(0, 0) < 0
+    flat = VoteGrid(np.ones((3, 3)), 0, np.zeros((1, 2)), np.ones(1), gather=False)
+    assert flat.contrast(1, 1) == 0.0  # no spread, no contrast
 
 
 def test_fit_on_named_subset_of_features() -> None:

@@ -7,7 +7,10 @@ fixes (the vote support relative to the first peak, plus the re-ranking's weight
 ``refine_score`` = the refinement's best correlation, ``relief`` = 1 - exp(-spread / 5 m) with
 spread the 10-90 percentile range of the query's heights (flat ground holds nothing to match),
 ``gradient_ncc`` = the classical check: normalised cross-correlation of the query's height gradients
-with the ortho's grey gradients at the fix (best of +-1 px), independent of the learned embedding.
+with the ortho's grey gradients at the fix (best of +-1 px), independent of the learned embedding,
+``vote_contrast`` = 1 - exp(-z / 10) with z how many standard deviations the winning cell's support
+stands above the mean support of the whole vote grid (``VoteGrid.contrast``): a peak that stands out
+of the whole map, not only above the runner-up.
 ``confidence`` maps them through a logistic function whose coefficients ``fit_confidence`` learns on
 validation fixes known right or wrong (``localize_eval`` fits them and reports the fitted values).
 """
@@ -19,8 +22,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-FEATURES = ("peak_margin", "vote_share", "refine_score", "relief", "gradient_ncc")
+FEATURES = ("peak_margin", "vote_share", "refine_score", "relief", "gradient_ncc", "vote_contrast")
 RELIEF_SCALE_M = 5.0
+CONTRAST_SCALE = 10.0
 
 
 def height_spread(heights: np.ndarray, valid: np.ndarray) -> float:
@@ -40,6 +44,7 @@ def confidence_features(
     refine_score: float,
     spread_m: float = 0.0,
     gradient_ncc: float = 0.0,
+    contrast_z: float = 0.0,
 ) -> dict[str, float]:
     """The raw features of one fix (see the module docstring)."""
     return {
@@ -48,6 +53,7 @@ def confidence_features(
         "refine_score": float(refine_score) if math.isfinite(refine_score) else 0.0,
         "relief": 1.0 - math.exp(-max(0.0, float(spread_m)) / RELIEF_SCALE_M),
         "gradient_ncc": float(gradient_ncc) if math.isfinite(gradient_ncc) else 0.0,
+        "vote_contrast": 1.0 - math.exp(-max(0.0, float(contrast_z)) / CONTRAST_SCALE),
     }
 
 

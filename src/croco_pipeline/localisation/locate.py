@@ -221,8 +221,9 @@ def locate(
     fixed = (a * s + int(round(dr)), b * s + int(round(dc)))
     check = refine_gradient_ncc(source, fixed, elevation, valid, 1)[2]
     feats = confidence_features(
-        float(ranked[0]), second, grid.agreeing_share(a, b), refine_score, spread, check
-    )
+        float(ranked[0]), second, grid.agreeing_share(a, b), refine_score, spread, check,
+        grid.contrast(a, b),
+    )  # fmt: skip
     conf = confidence(feats, params.confidence.bias, params.confidence.weights)
     top = params.top_candidates
     cands = [(*(t * (pb * s, pa * s)), m) for pa, pb, m in peaks[:top]]

@@ -40,6 +40,14 @@ class VoteGrid:
             return self.votes.copy()
         return uniform_filter(self.votes, size=3, mode="constant") * 9.0
 
+    def contrast(self, row: int, col: int) -> float:
+        """Standard deviations by which the support at lattice (row, col) exceeds the grid's mean."""
+        work = self.support()
+        spread = float(work.std())
+        return (
+            float((work[row + self.pad, col + self.pad] - work.mean()) / spread) if spread else 0.0
+        )
+
     def agreeing_share(self, row: int, col: int) -> float:
         """Share of tiles whose best candidate votes within one cell of lattice (row, col)."""
         d = np.abs(self.best_cells - (np.array([row, col]) + self.pad)).max(axis=1)

@@ -59,7 +59,8 @@ def score_query(ctx: dict[str, Any], item: Any, n_peaks: int) -> dict[str, Any] 
         checks = check_peaks(ctx["source"], peaks, s, r.elevation, r.valid, len(peaks))
         need = set()  # every peak some setting of the grid refines
         for w in WEIGHTS:
-            need |= {int(i) for i in np.argsort(-peak_scores(peaks, checks, w), kind="stable")[:8]}
+            order = np.argsort(-peak_scores(peaks, checks, w), kind="stable")
+            need |= {int(i) for i in order[: max(REFINE_CANDIDATES)]}
         refined = {
             i: refine_candidate(model, ctx["source"], (peaks[i][0] * s, peaks[i][1] * s), tiles,
                                 emb, grid.best_scores, r.elevation, r.valid, lmap, params, "cpu")
@@ -97,7 +98,7 @@ def main() -> None:
     parser.add_argument("--k", default=None, help="candidates per tile (default: localize.k)")
     parser.add_argument("--peaks", type=int, default=20, help="vote peaks checked")
     args = parser.parse_args()
-    ctx, folder = load_context(args.env, args.queries)
+    ctx, folder = load_context(args.env, args.queries, with_ortho=True)
     if args.k is not None:
         k = args.k if args.k == "all" else int(args.k)
         ctx["params"] = ctx["params"].model_copy(update={"k": k})

@@ -79,8 +79,11 @@ def query_ranks(ctx: dict[str, Any], item: Any, ks: list[int | None]) -> dict[st
     return out
 
 
-def load_context(env: str | None, queries: str | None) -> tuple[dict[str, Any], Path]:
-    """What ``localize`` reads (model, map, ortho, stats, params, splits) and the query folder."""
+def load_context(
+    env: str | None, queries: str | None, with_ortho: bool = False
+) -> tuple[dict[str, Any], Path]:
+    """What ``localize`` reads (model, map, stats, params, splits; the ortho as ``source`` only
+    ``with_ortho``: the vote alone does not read it) and the query folder."""
     bootstrap_project(ROOT)
     with KedroSession.create(project_path=ROOT, env=env) as session:
         cat = session.load_context().catalog
@@ -92,10 +95,11 @@ def load_context(env: str | None, queries: str | None) -> tuple[dict[str, Any], 
             "splits": cat.load("tile_splits"),
             "bounds": stack_bounds(materialise(cat.load("aligned_stacks")).values()),
         }
-        meta = ctx["lmap"].metadata
-        stacks = lambda: list(materialise(cat.load("aligned_stacks")).values())  # noqa: E731
-        ctx["source"] = open_ortho(cat.load("map_ortho"), stacks, float(meta["gsd"]), meta["crs"],
-                                   ctx["params"].ortho_in_memory_max_px)  # fmt: skip
+        if with_ortho:
+            meta = ctx["lmap"].metadata
+            stacks = lambda: list(materialise(cat.load("aligned_stacks")).values())  # noqa: E731
+            ctx["source"] = open_ortho(cat.load("map_ortho"), stacks, float(meta["gsd"]),
+                                       meta["crs"], ctx["params"].ortho_in_memory_max_px)  # fmt: skip
         folder = Path(queries) if queries else cat.load("localisation_queries")
     return ctx, Path(folder)
 

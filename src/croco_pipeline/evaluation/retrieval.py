@@ -195,13 +195,13 @@ class MapIndex:
         if not self._index.is_trained:
             n_train = min(len(vectors), 64 * self._index.nlist)
             pick = np.random.default_rng(self.seed).choice(len(vectors), n_train, replace=False)
-            self._index.train(_unit_np(vectors[np.sort(pick)]))
+            self._index.train(unit_rows(vectors[np.sort(pick)]))
         for start in range(0, len(vectors), chunk_size):
-            self._index.add(_unit_np(vectors[start : start + chunk_size]))
+            self._index.add(unit_rows(vectors[start : start + chunk_size]))
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """(scores float32 (Q, k), indices int64 (Q, k)), best first; -1 where IVF found fewer."""
-        scores, idx = self._index.search(_unit_np(queries), k)
+        scores, idx = self._index.search(unit_rows(queries), k)
         return scores, idx.astype(np.int64)
 
     def vectors(self, start: int = 0, stop: int | None = None) -> np.ndarray:
@@ -236,7 +236,8 @@ class MapIndex:
         return out
 
 
-def _unit_np(x: np.ndarray) -> np.ndarray:
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """A float32 copy of (N, D) ``x`` with every row scaled to unit length (zero rows stay zero)."""
     x = np.array(x, dtype=np.float32)
     x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
     return x
@@ -284,5 +285,5 @@ def similarity_to_gallery(query: np.ndarray, gallery: np.ndarray) -> np.ndarray:
         raise ValueError(
             f"query must be (D,) and gallery (G, D): got shapes {query.shape} and {gallery.shape}"
         )
-    g = gallery / np.maximum(np.linalg.norm(gallery, axis=1, keepdims=True), 1e-12)
+    g = unit_rows(gallery)
     return (g @ (query / max(float(np.linalg.norm(query)), 1e-12))).astype(np.float32)

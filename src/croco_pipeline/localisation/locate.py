@@ -15,7 +15,7 @@ from affine import Affine
 
 from croco_pipeline.data.stack import NormalisationStats, normalise_elevation
 from croco_pipeline.data.windows import cut_windows
-from croco_pipeline.evaluation.retrieval import embed_patches
+from croco_pipeline.evaluation.retrieval import embed_patches, unit_rows
 from croco_pipeline.localisation.confidence import (
     confidence,
     confidence_features,
@@ -170,8 +170,8 @@ def vote_query(
     lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
     shape = (int(meta["lattice_shape"][0]), int(meta["lattice_shape"][1]))
     if params.k == "all":
-        unit = emb / np.maximum(np.linalg.norm(emb, axis=1, keepdims=True), 1e-12)
         blocks = lmap.vector_blocks()
+        unit = unit_rows(emb)
         grid = dense_vote(*tiles, unit, lmap.mean_vector, blocks, lattice, shape, s, valid.shape)
         return tiles, emb, grid
     scores, idx = lmap.index.search(emb, min(params.k, len(lmap.index)))

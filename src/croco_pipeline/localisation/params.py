@@ -96,7 +96,7 @@ class LocalizeParams(StrictParams):
     k: Annotated[int, Field(ge=1)] | Literal["all"] = Field(
         default=50,
         description="candidates per query tile that vote; all: every map patch votes with its "
-        "clipped cosine (exact; time grows with the map's patches)",
+        "cosine above the tile's mean cosine over the map (exact; time grows with the map)",
     )
     tile_stride_m: float | None = Field(
         default=None,

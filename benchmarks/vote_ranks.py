@@ -8,9 +8,11 @@ sits on the map lattice, so compare maps of different strides (``build_map.strid
 this after each map build: the re-ranking and refinement only ever see the top peaks.
 
     python benchmarks/vote_ranks.py --env autzen [--queries data/autzen/01_raw/calibration_queries]
-        [--k 50 all]
+        [--k 50 all] [--hubness 0 0.5 1]
 
-Last line: ``vote_ranks <k>: top1=<> top5=<> top20=<>`` for single scans over every split.
+``--hubness``: ``localize.hubness_weight`` values to compare (default: the environment's; the map
+needs its hubness scores, ``build_map.hubness_k`` > 0). Last lines: ``vote_ranks <k>[ h=<w>]:
+top1=<> top5=<> top20=<>`` for single scans over every split.
 """
 
 from __future__ import annotations
@@ -57,8 +59,22 @@ def rank(peaks: list[tuple[int, int, float]], cell: tuple[float, float], metres:
     return 10**6
 
 
-def query_ranks(ctx: dict[str, Any], item: Any, ks: list[int | None]) -> dict[str, Any] | None:
-    """The truth's peak rank for each k, with the scan's split and kind (None without truth)."""
+Setting = tuple[str, int | None, float | None]  # name, k (None: all), hubness weight (None: as set)
+
+
+def settings(ks: list[int | None], weights: list[float] | None) -> list[Setting]:
+    """Every k with every hubness weight, named ``<k>`` or ``<k> h=<w>``."""
+    out = []
+    for k in ks:
+        name = "all" if k is None else str(k)
+        out += (
+            [(name, k, None)] if weights is None else [(f"{name} h={w:g}", k, w) for w in weights]
+        )
+    return out
+
+
+def query_ranks(ctx: dict[str, Any], item: Any, ks: list[Setting]) -> dict[str, Any] | None:
+    """The truth's peak rank for each setting, with the scan's split and kind (None without truth)."""
     lmap, params = ctx["lmap"], ctx["params"]
     meta = lmap.metadata
     p, s, gsd = int(meta["patch_px"]), int(meta["stride_px"]), float(meta["gsd"])
@@ -70,12 +86,14 @@ def query_ranks(ctx: dict[str, Any], item: Any, ks: list[int | None]) -> dict[st
     cell = truth_cell(loaded, Affine(*meta["grid_transform"]), s)
     out = {"split": str(split_of(*(np.array([v]) for v in truth), ctx["splits"], ctx["bounds"])[0])}
     out["kind"] = "track" if item.track else "single"
-    for k in ks:
-        with_k = params.model_copy(update={"k": "all" if k is None else k})
+    for name, k, weight in ks:
+        update: dict[str, Any] = {"k": "all" if k is None else k}
+        if weight is not None:
+            update["hubness_weight"] = weight
         with torch.inference_mode():
-            grid = vote_query(ctx["model"], lmap, r.elevation, r.valid, ctx["stats"], with_k,
-                              item.name)[2]  # fmt: skip
-        out["all" if k is None else str(k)] = rank(grid.peaks(20, max(1, p // s)), cell, s * gsd)
+            grid = vote_query(ctx["model"], lmap, r.elevation, r.valid, ctx["stats"],
+                              params.model_copy(update=update), item.name)[2]  # fmt: skip
+        out[name] = rank(grid.peaks(20, max(1, p // s)), cell, s * gsd)
     return out
 
 
@@ -109,12 +127,14 @@ def main() -> None:
     parser.add_argument("--env", default=None, help="Kedro environment (e.g. autzen)")
     parser.add_argument("--queries", default=None, help="query folder (default: the catalog's)")
     parser.add_argument("--k", nargs="+", default=["50", "all"], help="candidates per tile")
+    parser.add_argument("--hubness", nargs="+", type=float, default=None,
+                        help="localize.hubness_weight values (default: the environment's)")  # fmt: skip
     args = parser.parse_args()
-    ks = [None if k == "all" else int(k) for k in args.k]
+    ks = settings([None if k == "all" else int(k) for k in args.k], args.hubness)
     ctx, folder = load_context(args.env, args.queries)
     items, _ = discover(folder, ctx["params"].exclude)
     rows = [row for item in items if (row := query_ranks(ctx, item, ks)) is not None]
-    names = ["all" if k is None else str(k) for k in ks]
+    names = [name for name, _, _ in ks]
     for split in sorted({r["split"] for r in rows}) + ["all"]:
         for kind in ("single", "track"):
             pick = [r for r in rows if r["kind"] == kind and split in ("all", r["split"])]

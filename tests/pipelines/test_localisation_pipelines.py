@@ -81,6 +81,9 @@ def test_map_folder_geometry(localised) -> None:
     # every centre sits on the lattice: origin + stride multiples, half a patch inside the grid
     lx = meta["lattice_origin"][0] + lmap.centres["lattice_col"] * meta["stride_m"]
     np.testing.assert_allclose(lmap.centres["x"], lx)
+    # each patch's hubness against the training tiles' elevation windows, centred over the map
+    assert meta["hubness"]["k"] == 10 and meta["hubness"]["bank_size"] > 10
+    assert lmap.hubness.std() > 0 and abs(float(lmap.hubness.mean())) < 1e-5
 
 
 def test_localisations_table_geojson_heatmaps_overview(localised) -> None:

@@ -143,8 +143,11 @@ def localise_folder_baseline(
     (only the searches ``maps`` holds), read and displaced exactly as the learned model's queries."""
     meta = maps.metadata
     t_map = Affine(*meta["grid_transform"])
-    tiled_params = params.model_copy(
-        update={"refine": params.refine.model_copy(update={"method": "gradient_ncc"})}
+    tiled_params = params.model_copy(  # its descriptor map has no hubness scores
+        update={
+            "refine": params.refine.model_copy(update={"method": "gradient_ncc"}),
+            "hubness_weight": 0.0,
+        }
     )
     out: dict[str, list[dict[str, Any]]] = {"whole_scan": [], "tiled": []}
     items, _ = discover(folder, params.exclude)

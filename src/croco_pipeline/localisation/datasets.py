@@ -17,7 +17,7 @@ from kedro.io import AbstractDataset, DatasetError
 from croco_pipeline.data.atomic import atomic_folder
 from croco_pipeline.errors import CrocoInputError
 from croco_pipeline.evaluation.retrieval import MapIndex
-from croco_pipeline.localisation.mapping import CENTRE_COLUMNS, LocalisationMap
+from croco_pipeline.localisation.mapping import CENTRE_COLUMNS, HUBNESS_COLUMN, LocalisationMap
 from croco_pipeline.model import distributed
 
 MAP_FILES = ("index.faiss", "centres.parquet", "metadata.json")
@@ -43,7 +43,11 @@ def read_map(folder: str | Path, nprobe: int | None = None) -> LocalisationMap:
     centres = pd.read_parquet(folder / "centres.parquet")
     probe = nprobe or int(metadata.get("nprobe", 32))
     index = MapIndex.from_bytes((folder / "index.faiss").read_bytes(), nprobe=probe)
-    if len(index) != len(centres) or list(centres.columns) != list(CENTRE_COLUMNS):
+    columns = list(centres.columns)
+    if len(index) != len(centres) or columns not in (
+        list(CENTRE_COLUMNS),
+        [*CENTRE_COLUMNS, HUBNESS_COLUMN],
+    ):
         raise CrocoInputError(
             f"map {folder} is inconsistent: {len(index)} vectors, {len(centres)} centres"
         )

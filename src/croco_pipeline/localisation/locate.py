@@ -15,6 +15,7 @@ from affine import Affine
 
 from croco_pipeline.data.stack import NormalisationStats, normalise_elevation
 from croco_pipeline.data.windows import cut_windows
+from croco_pipeline.errors import CrocoInputError
 from croco_pipeline.evaluation.retrieval import embed_patches, unit_rows
 from croco_pipeline.localisation.confidence import (
     confidence,
@@ -151,6 +152,23 @@ def rank_candidates(
     return rerank_peaks(ranked), ranked, refined, fits
 
 
+def hubness_penalty(lmap: LocalisationMap, weight: float) -> np.ndarray | None:
+    """``weight`` x each map patch's hubness (index order), None when the weight is 0.
+
+    Raises:
+        CrocoInputError: a positive weight on a map built without hubness scores.
+    """
+    if weight <= 0:
+        return None
+    if lmap.hubness is None:
+        raise CrocoInputError(
+            f"localize.hubness_weight is {weight} but map {lmap.source} has no hubness scores; "
+            "rebuild it with build_map.hubness_k > 0 (`kedro run --pipelines=build_map`) or set "
+            "localize.hubness_weight: 0"
+        )
+    return weight * lmap.hubness
+
+
 def vote_query(
     model: Any,
     lmap: LocalisationMap,
@@ -169,12 +187,16 @@ def vote_query(
     emb = embed_tiles(model, elevation, tiles, p, stats, params, device)
     lattice = lmap.centres[["lattice_row", "lattice_col"]].to_numpy()
     shape = (int(meta["lattice_shape"][0]), int(meta["lattice_shape"][1]))
+    penalty = hubness_penalty(lmap, params.hubness_weight)
     if params.k == "all":
         blocks = lmap.vector_blocks()
         unit = unit_rows(emb)
-        grid = dense_vote(*tiles, unit, lmap.mean_vector, blocks, lattice, shape, s, valid.shape)
+        grid = dense_vote(*tiles, unit, lmap.mean_vector, blocks, lattice, shape, s, valid.shape,
+                          penalty)  # fmt: skip
         return tiles, emb, grid
     scores, idx = lmap.index.search(emb, min(params.k, len(lmap.index)))
+    if penalty is not None:  # the search's candidates, their similarities less their hubness
+        scores = scores - np.where(idx >= 0, penalty[np.maximum(idx, 0)], 0.0)
     rc = np.where((idx >= 0)[..., None], lattice[np.maximum(idx, 0)], -1)
     return tiles, emb, vote(*tiles, scores, rc, shape, s, valid.shape)
 

@@ -31,6 +31,7 @@ from croco_pipeline.model import distributed
 
 log = logging.getLogger(__name__)
 CENTRE_COLUMNS = ("lattice_row", "lattice_col", "x", "y", "valid_fraction")
+HUBNESS_COLUMN = "hubness"  # optional: each patch's centred hubness (``localisation.hubness``)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class LocalisationMap:
         """The mean of the map's unit embeddings (D,), read once."""
         total = sum((block.sum(axis=0, dtype=np.float64) for block in self.vector_blocks()), 0.0)
         return np.asarray(total / max(len(self.index), 1), dtype=np.float32)
+
+    @property
+    def hubness(self) -> np.ndarray | None:
+        """Each patch's centred hubness (index order), None for a map built without it."""
+        if HUBNESS_COLUMN not in self.centres:
+            return None
+        return self.centres[HUBNESS_COLUMN].to_numpy(dtype=np.float32)
 
     def vector_blocks(self, size: int = 16384) -> Iterator[np.ndarray]:
         """The map's unit embeddings in index (= ``centres``) order, ``size`` rows at a time."""

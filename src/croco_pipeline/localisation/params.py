@@ -29,6 +29,12 @@ class BuildMapParams(StrictParams):
     )
     nprobe: int = Field(default=32, ge=1)
     crs: str | None = Field(default=None, description="map CRS for an ortho GeoTIFF; null: its own")
+    hubness_k: int = Field(
+        default=10, ge=0, description="bank neighbours of each patch's hubness; 0: none computed"
+    )
+    hubness_bank: int = Field(
+        default=5_000, ge=1, description="most training-tile elevation windows in the bank"
+    )
     device: str = "auto"
     progress: bool = True
 
@@ -97,6 +103,12 @@ class LocalizeParams(StrictParams):
         default=50,
         description="candidates per query tile that vote; all: every map patch votes with its "
         "cosine above the tile's mean cosine over the map (exact; time grows with the map)",
+    )
+    hubness_weight: float = Field(
+        default=0.0,
+        ge=0,
+        description="subtract this x each map patch's hubness from its similarities (0: off; "
+        "the map needs build_map.hubness_k > 0)",
     )
     tile_stride_m: float | None = Field(
         default=None,

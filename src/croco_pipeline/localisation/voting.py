@@ -170,6 +170,7 @@ def dense_vote(
     lattice_shape: tuple[int, int],
     stride_px: int,
     query_shape: tuple[int, int],
+    penalty: np.ndarray | None = None,
 ) -> VoteGrid:
     """The vote's dense limit: every map patch votes for every tile with its cosine less the tile's
     mean cosine over the map, clipped at 0 (an embedding whose cosines are all high, such as one of
@@ -180,6 +181,8 @@ def dense_vote(
         mean_vector: (D,) the mean of the map's unit vectors (the tiles' mean cosine is its dot).
         blocks: the map's unit vectors (n_i, D) in index order, block after block (bounded memory).
         lattice_rc: (N, 2) lattice (row, col) of every map patch, in index order.
+        penalty: (N,) subtracted from every cosine of that map patch (e.g. its weighted hubness,
+            ``localisation.hubness``) before the floor and the clipping; None: nothing.
         The rest as in ``vote``.
     """
     _check_tiles(tile_rows, tile_cols, stride_px)
@@ -191,7 +194,10 @@ def dense_vote(
     for block in blocks:
         sims = embeddings @ block.T  # (T, n)
         rc = lattice_rc[None, start : start + len(block)]
-        part, a, b = _cast(tile_rows, tile_cols, sims - floor, rc, stride_px, frame)
+        excess = sims - floor
+        if penalty is not None:
+            excess -= penalty[None, start : start + len(block)]
+        part, a, b = _cast(tile_rows, tile_cols, excess, rc, stride_px, frame)
         mass += part
         top = np.argmax(sims, axis=1)
         better = sims[at, top] > best_sim

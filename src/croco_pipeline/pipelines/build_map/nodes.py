@@ -4,7 +4,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from croco_pipeline.data.stack import TileStack
+from croco_pipeline.data.stack import NormalisationStats, TileStack
+from croco_pipeline.localisation.hubness import with_hubness
 from croco_pipeline.localisation.mapping import LocalisationMap, build_map, map_spec
 from croco_pipeline.localisation.ortho import open_ortho
 from croco_pipeline.localisation.params import BuildMapParams
@@ -24,6 +25,8 @@ def build_localisation_map(
     """Embed the ortho (a GeoTIFF named in the catalog, else the scene's aligned RGB) into a map.
 
     Under ``torchrun`` the ortho's blocks are shared out across ranks and rank 0 writes the map.
+    With ``build_map.hubness_k`` > 0 each patch also gets its hubness against a bank of the
+    training tiles' elevation windows (``localisation.hubness``).
     """
     params = BuildMapParams.from_params(build_map_params)
     distributed.setup_from_env()
@@ -34,4 +37,9 @@ def build_localisation_map(
     )
     model = load_model(croco_model).to(device)
     opts = params.model_dump() | {"device": device}
-    return build_map(model, source, spec, opts)
+    lmap = build_map(model, source, spec, opts)
+    if not params.hubness_k:
+        return lmap
+    train = [s for s in materialise(aligned_stacks).values() if s.split == "train"]
+    stats = NormalisationStats.from_dict(normalisation_stats)
+    return with_hubness(lmap, model, train, stats, opts)

@@ -1,0 +1,113 @@
+"""Hubness of map patches: how close each RGB patch lies to elevation patches in general.
+
+Some RGB patches (uniform roofs, lawns, asphalt) are near many elevation embeddings and so draw
+votes from everywhere. Cross-domain similarity local scaling (CSLS) measures that with a bank of
+elevation embeddings: a patch's hubness is the mean cosine of its ``k`` nearest bank embeddings,
+and localisation subtracts ``localize.hubness_weight`` x that (centred over the map) from every
+similarity that patch scores. The bank is cut from the training tiles, never from the queries.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from croco_pipeline.data.stack import NormalisationStats, TileStack, normalise_elevation
+from croco_pipeline.data.windows import cut_windows, window_grid, window_valid_fraction
+from croco_pipeline.evaluation.retrieval import embed_patches, unit_rows
+from croco_pipeline.localisation.mapping import HUBNESS_COLUMN, LocalisationMap
+
+log = logging.getLogger(__name__)
+
+BANK_MIN_VALID = (
+    0.8  # bank windows need this share of valid pixels (the training sampler's default)
+)
+
+
+def bank_windows(
+    stacks: Sequence[TileStack], patch_px: int, max_size: int, seed: int = 0
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """(stack position, rows, cols) of the bank's windows: every half patch of the training tiles
+    with enough valid pixels, at most ``max_size`` in all (a seeded draw when there are more)."""
+    found = []
+    for i, stack in enumerate(stacks):
+        if stack.split != "train":
+            continue
+        rows, cols = window_grid(stack.shape, patch_px, max(1, patch_px // 2))
+        keep = window_valid_fraction(stack.valid, rows, cols, patch_px) >= BANK_MIN_VALID
+        found += [(i, r, c) for r, c in zip(rows[keep], cols[keep], strict=True)]
+    if not found:
+        raise ValueError(
+            f"no training tile holds a {patch_px} px window with {BANK_MIN_VALID:.0%} valid pixels "
+            "for the hubness bank (set build_map.hubness_k: 0 to build the map without it)"
+        )
+    if len(found) > max_size:
+        pick = np.sort(np.random.default_rng(seed).choice(len(found), max_size, replace=False))
+        found = [found[j] for j in pick]
+    out = []
+    for i in sorted({f[0] for f in found}):
+        mine = np.array([(r, c) for j, r, c in found if j == i])
+        out.append((i, mine[:, 0], mine[:, 1]))
+    return out
+
+
+def elevation_bank(
+    model: Any,
+    stacks: Sequence[TileStack],
+    stats: NormalisationStats,
+    patch_px: int,
+    opts: dict[str, Any],
+) -> np.ndarray:
+    """Unit elevation embeddings (B, D) of the training tiles' windows (``bank_windows``)."""
+    parts = []
+    for i, rows, cols in bank_windows(stacks, patch_px, int(opts["hubness_bank"])):
+        stack, bs = stacks[i], int(opts["batch_size"])
+        batches = (
+            normalise_elevation(
+                cut_windows(stack.elevation, rows[j : j + bs], cols[j : j + bs], patch_px), stats
+            )
+            for j in range(0, len(rows), bs)
+        )
+        parts.append(embed_patches(model.embed_elevation, batches, bs, opts["device"]))
+    return unit_rows(np.concatenate(parts))
+
+
+def hubness_scores(blocks: Iterable[np.ndarray], bank: np.ndarray, k: int) -> np.ndarray:
+    """Each map vector's mean cosine with its ``k`` nearest bank embeddings, less the map's mean.
+
+    Args:
+        blocks: the map's unit vectors (n_i, D), block after block, in index order.
+        bank: unit elevation embeddings (B, D); ``k`` is capped at B.
+    """
+    if k < 1:
+        raise ValueError(f"hubness k must be >= 1, got {k}")
+    k = min(k, len(bank))
+    parts = []
+    for block in blocks:
+        sims = block @ bank.T  # (n, B)
+        top = np.partition(sims, len(bank) - k, axis=1)[:, len(bank) - k :]
+        parts.append(top.mean(axis=1, dtype=np.float64))
+    scores = np.concatenate(parts) if parts else np.zeros(0)
+    return (scores - scores.mean()).astype(np.float32) if len(scores) else scores.astype(np.float32)
+
+
+def with_hubness(
+    lmap: LocalisationMap,
+    model: Any,
+    stacks: Sequence[TileStack],
+    stats: NormalisationStats,
+    opts: dict[str, Any],
+) -> LocalisationMap:
+    """``lmap`` with each patch's centred hubness (``opts``: ``hubness_k``, ``hubness_bank``,
+    ``batch_size``, ``device``) from a bank of the training ``stacks``' elevation windows."""
+    bank = elevation_bank(model, stacks, stats, int(lmap.metadata["patch_px"]), opts)
+    k = int(opts["hubness_k"])
+    scores = hubness_scores(lmap.vector_blocks(), bank, k)
+    centres = lmap.centres.assign(**{HUBNESS_COLUMN: scores})
+    metadata = lmap.metadata | {"hubness": {"k": min(k, len(bank)), "bank_size": len(bank)}}
+    log.info("build_map: hubness of %d patches against %d training windows (k %d, spread %.4f)",
+             len(scores), len(bank), k, float(scores.std()) if len(scores) else 0.0)  # fmt: skip
+    return LocalisationMap(lmap.index, centres, metadata, lmap.source)

@@ -22,9 +22,8 @@ from croco_pipeline.localisation.mapping import HUBNESS_COLUMN, LocalisationMap
 
 log = logging.getLogger(__name__)
 
-BANK_MIN_VALID = (
-    0.8  # bank windows need this share of valid pixels (the training sampler's default)
-)
+#: bank windows need this share of valid pixels (the training sampler's default)
+BANK_MIN_VALID = 0.8
 
 
 def bank_windows(
@@ -32,26 +31,26 @@ def bank_windows(
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """(stack position, rows, cols) of the bank's windows: every half patch of the training tiles
     with enough valid pixels, at most ``max_size`` in all (a seeded draw when there are more)."""
-    found = []
+    ids, rows, cols = [], [], []
     for i, stack in enumerate(stacks):
         if stack.split != "train":
             continue
-        rows, cols = window_grid(stack.shape, patch_px, max(1, patch_px // 2))
-        keep = window_valid_fraction(stack.valid, rows, cols, patch_px) >= BANK_MIN_VALID
-        found += [(i, r, c) for r, c in zip(rows[keep], cols[keep], strict=True)]
-    if not found:
+        r, c = window_grid(stack.shape, patch_px, max(1, patch_px // 2))
+        keep = window_valid_fraction(stack.valid, r, c, patch_px) >= BANK_MIN_VALID
+        ids.append(np.full(int(keep.sum()), i))
+        rows.append(r[keep])
+        cols.append(c[keep])
+    stack_of = np.concatenate(ids) if ids else np.zeros(0, int)
+    if not len(stack_of):
         raise ValueError(
             f"no training tile holds a {patch_px} px window with {BANK_MIN_VALID:.0%} valid pixels "
             "for the hubness bank (set build_map.hubness_k: 0 to build the map without it)"
         )
-    if len(found) > max_size:
-        pick = np.sort(np.random.default_rng(seed).choice(len(found), max_size, replace=False))
-        found = [found[j] for j in pick]
-    out = []
-    for i in sorted({f[0] for f in found}):
-        mine = np.array([(r, c) for j, r, c in found if j == i])
-        out.append((i, mine[:, 0], mine[:, 1]))
-    return out
+    all_rows, all_cols = np.concatenate(rows), np.concatenate(cols)
+    if len(stack_of) > max_size:
+        pick = np.sort(np.random.default_rng(seed).choice(len(stack_of), max_size, replace=False))
+        stack_of, all_rows, all_cols = stack_of[pick], all_rows[pick], all_cols[pick]
+    return [(int(i), all_rows[stack_of == i], all_cols[stack_of == i]) for i in np.unique(stack_of)]
 
 
 def elevation_bank(

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from croco_pipeline.data.stack import NormalisationStats, TileStack, normalise_elevation
-from croco_pipeline.data.windows import cut_windows, window_grid, window_valid_fraction
-from croco_pipeline.evaluation.retrieval import embed_patches, unit_rows
+from croco_pipeline.data.stack import NormalisationStats, TileStack
+from croco_pipeline.data.windows import window_grid, window_valid_fraction
+from croco_pipeline.evaluation.retrieval import embed_elevation_queries, unit_rows
 from croco_pipeline.localisation.mapping import HUBNESS_COLUMN, LocalisationMap
 
 log = logging.getLogger(__name__)
@@ -61,16 +61,12 @@ def elevation_bank(
     opts: dict[str, Any],
 ) -> np.ndarray:
     """Unit elevation embeddings (B, D) of the training tiles' windows (``bank_windows``)."""
-    parts = []
-    for i, rows, cols in bank_windows(stacks, patch_px, int(opts["hubness_bank"])):
-        stack, bs = stacks[i], int(opts["batch_size"])
-        batches = (
-            normalise_elevation(
-                cut_windows(stack.elevation, rows[j : j + bs], cols[j : j + bs], patch_px), stats
-            )
-            for j in range(0, len(rows), bs)
-        )
-        parts.append(embed_patches(model.embed_elevation, batches, bs, opts["device"]))
+    parts = [
+        embed_elevation_queries(
+            model, stacks[i], rows, cols, patch_px, stats, int(opts["batch_size"]), opts["device"]
+        )  # fmt: skip
+        for i, rows, cols in bank_windows(stacks, patch_px, int(opts["hubness_bank"]))
+    ]
     return unit_rows(np.concatenate(parts))
 
 
@@ -84,13 +80,12 @@ def hubness_scores(blocks: Iterable[np.ndarray], bank: np.ndarray, k: int) -> np
     if k < 1:
         raise ValueError(f"hubness k must be >= 1, got {k}")
     k = min(k, len(bank))
-    parts = []
-    for block in blocks:
-        sims = block @ bank.T  # (n, B)
-        top = np.partition(sims, len(bank) - k, axis=1)[:, len(bank) - k :]
-        parts.append(top.mean(axis=1, dtype=np.float64))
-    scores = np.concatenate(parts) if parts else np.zeros(0)
-    return (scores - scores.mean()).astype(np.float32) if len(scores) else scores.astype(np.float32)
+    first = len(bank) - k  # the k largest cosines of a row sit from here on after partitioning
+    scores = np.concatenate(
+        [np.partition(b @ bank.T, first, axis=1)[:, first:].mean(axis=1, dtype=np.float64)
+         for b in blocks]
+    )  # fmt: skip
+    return (scores - scores.mean()).astype(np.float32)
 
 
 def with_hubness(

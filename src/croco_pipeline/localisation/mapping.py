@@ -68,7 +68,7 @@ class LocalisationMap:
         total = sum((block.sum(axis=0, dtype=np.float64) for block in self.vector_blocks()), 0.0)
         return np.asarray(total / max(len(self.index), 1), dtype=np.float32)
 
-    @property
+    @functools.cached_property
     def hubness(self) -> np.ndarray | None:
         """Each patch's centred hubness (index order), None for a map built without it."""
         if HUBNESS_COLUMN not in self.centres:

@@ -1,5 +1,6 @@
 """Nodes of the ``build_map`` pipeline (wiring only: the work is in ``croco_pipeline.localisation``)."""
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -32,14 +33,13 @@ def build_localisation_map(
     distributed.setup_from_env()
     device = resolve_device(params.device, "build_map.device")
     spec = map_spec(croco_model, preprocess, normalisation_stats, params.stride_m)
-    source = open_ortho(
-        map_ortho, lambda: list(materialise(aligned_stacks).values()), spec.gsd, params.crs
-    )
+    stacks = functools.cache(lambda: list(materialise(aligned_stacks).values()))  # read once
+    source = open_ortho(map_ortho, stacks, spec.gsd, params.crs)
     model = load_model(croco_model).to(device)
     opts = params.model_dump() | {"device": device}
     lmap = build_map(model, source, spec, opts)
     if not params.hubness_k:
         return lmap
-    train = [s for s in materialise(aligned_stacks).values() if s.split == "train"]
+    train = [s for s in stacks() if s.split == "train"]
     stats = NormalisationStats.from_dict(normalisation_stats)
     return with_hubness(lmap, model, train, stats, opts)

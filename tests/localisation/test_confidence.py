@@ -9,6 +9,7 @@ from croco_pipeline.localisation.confidence import (
     confidence_features,
     fit_confidence,
     height_spread,
+    spread_from_relief,
 )
 
 
@@ -58,6 +59,14 @@ def test_height_spread_is_the_10_90_range_of_valid_heights() -> None:
     assert height_spread(heights, np.zeros_like(valid)) == 0.0
     flat = confidence_features(1.0, 0.0, 1.0, 1.0, spread_m=0.0)
     assert flat["relief"] == 0.0 and flat["vote_contrast"] == 0.0
+
+
+def test_spread_from_relief_inverts_the_relief_feature() -> None:
+    spreads = [0.0, 0.3, 1.0, 4.0, 25.0]
+    reliefs = [confidence_features(1.0, 0.0, 1.0, 1.0, spread_m=s)["relief"] for s in spreads]
+    assert spread_from_relief(np.array(reliefs)) == pytest.approx(spreads, abs=1e-9)
+    back = spread_from_relief(np.array([1.0, np.nan]))
+    assert np.isinf(back[0]) and np.isnan(back[1])
 
 
 def test_vote_contrast_is_the_peaks_height_above_the_grid_in_standard_deviations() -> None:

@@ -56,8 +56,14 @@ def test_metrics_json_table_figures_and_mlflow(tiny_run: Path) -> None:
     assert metrics["model"]["single"]["within_8m"] == pytest.approx(float(np.mean(err <= 8)))
     baseline = pd.read_csv(tiny_run / "data/07_model_output/baseline_localisations.csv")
     assert set(baseline["method"]) == {"whole_scan", "tiled"}
+    # flat ground apart: the two bands share out the model's scans, from the CSV's relief feature
+    bands = metrics["by_relief"]["model"]["all"]
+    assert bands["flat"]["single"]["n"] + bands["relief"]["single"]["n"] == 6
+    spread = -5.0 * np.log1p(-single["relief"].to_numpy(float))
+    assert bands["flat"]["single"]["n"] == int(np.sum(spread <= 1.0))
     report = (tiny_run / "data/08_reporting/localisation_report.md").read_text()
     assert "| model | single | 6 |" in report and "Confidence: threshold" in report
+    assert "Model, flat ground apart" in report and "| all | single |" in report
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tiny_run / 'mlflow.db'}")
     (experiment,) = [e for e in client.search_experiments() if e.name == "croco_pipeline"]
     # the shared tiny project also holds later runs of other tests (e.g. build_map,localize alone):

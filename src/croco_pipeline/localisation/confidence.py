@@ -37,6 +37,16 @@ def height_spread(heights: np.ndarray, valid: np.ndarray) -> float:
     return float(hi - lo)
 
 
+def spread_from_relief(relief: np.ndarray) -> np.ndarray:
+    """The height spread (m) behind ``relief`` features: the inverse of 1 - exp(-spread / 5 m).
+
+    A relief of 1 (spread beyond float precision) gives ``inf``; NaN stays NaN.
+    """
+    r = np.clip(np.asarray(relief, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):
+        return -RELIEF_SCALE_M * np.log1p(-r)
+
+
 def confidence_features(
     first: float,
     second: float,

@@ -18,7 +18,12 @@ from affine import Affine
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from croco_pipeline.localisation.confidence import FEATURES, confidence, fit_confidence
+from croco_pipeline.localisation.confidence import (
+    FEATURES,
+    confidence,
+    fit_confidence,
+    spread_from_relief,
+)
 
 THRESHOLDS_M = (4, 8, 16, 32)
 KINDS = ("single", "track_2", "track_4", "track_8")
@@ -124,6 +129,48 @@ def localisation_metrics(
             }
         out["by_split"] = by_split
     return out
+
+
+def relief_breakdown(
+    table: pd.DataFrame, splits: np.ndarray, flat_m: float
+) -> dict[str, dict[str, Any]]:
+    """``{split: {"flat" | "relief": {kind: summary}}}`` for ``all`` and each split.
+
+    A scan is flat when the 10-90 % spread of its heights (read back from the ``relief`` feature)
+    is at most ``flat_m``: ground a height model holds little to match on. A table without the
+    feature (the classical baseline's) gives ``{}``.
+    """
+    if "relief" not in table:
+        return {}
+    flat = spread_from_relief(table["relief"].to_numpy(float)) <= flat_m
+    kinds = kind_of(table).to_numpy()
+    labels = np.asarray(splits)
+    out: dict[str, dict[str, Any]] = {}
+    for split in ["all", *sorted(set(labels))]:
+        rows = np.ones(len(table), bool) if split == "all" else labels == split
+        out[split] = {
+            band: summarise_by_kind(table[rows & pick].reset_index(drop=True), kinds[rows & pick])
+            for band, pick in (("flat", flat), ("relief", ~flat))
+        }
+    return out
+
+
+def relief_table(breakdown: Mapping[str, Any], flat_m: float) -> str:
+    """Markdown: per split and query kind, flat scans and scans with relief within 8 m."""
+    lines = [
+        f"| queries in | kind | flat (spread <= {flat_m:g} m): n | within 8 m "
+        "| with relief: n | within 8 m |",
+        "|---|---|---|---|---|---|",
+    ]
+    for split, bands in breakdown.items():
+        for kind in sorted(set(bands["flat"]) | set(bands["relief"])):
+            flat, relief = bands["flat"][kind], bands["relief"][kind]
+            if flat["n"] or relief["n"]:
+                lines.append(
+                    f"| {split} | {kind} | {flat['n']} | {_fmt(flat['within_8m'], True)} "
+                    f"| {relief['n']} | {_fmt(relief['within_8m'], True)} |"
+                )
+    return "\n".join(lines) + "\n"
 
 
 def confidence_threshold(

@@ -45,3 +45,6 @@ class LocalizeEvalParams(StrictParams):
     baseline_whole_scan: bool = True
     baseline_tiled: bool = True
     baseline_min_overlap: float = Field(0.5, ge=0, le=1)
+    flat_spread_m: float = Field(
+        1.0, gt=0, description="scans with a 10-90 % height spread up to this are reported as flat"
+    )

@@ -18,6 +18,8 @@ from croco_pipeline.localisation.evaluation import (
     error_map_figure,
     localisation_metrics,
     markdown_table,
+    relief_breakdown,
+    relief_table,
     row_splits,
 )
 from croco_pipeline.localisation.mapping import LocalisationMap
@@ -82,6 +84,10 @@ def localisation_evaluation(
         metrics["baseline"], metrics["baseline_method"] = metrics[best], best
         metrics["by_split"]["baseline"] = metrics["by_split"][best]
         tables["baseline"] = tables[best]
+    metrics["by_relief"] = {
+        "flat_spread_m": p.flat_spread_m,
+        "model": relief_breakdown(localisations, splits["model"], p.flat_spread_m),
+    }
     metrics["confidence"] = confidence_report(
         localisations, splits["model"], p.wrong_m, p.flag_target, p.keep_target
     )
@@ -130,6 +136,14 @@ def _report(metrics: dict[str, Any]) -> str:
             if split in metrics["by_split"].get(m, {})
         }
         lines += [f"Queries in {split} blocks/tiles:", "", markdown_table(per)]
+    relief = metrics.get("by_relief", {})
+    if relief.get("model"):
+        lines += [
+            "Model, flat ground apart (the scan's 10-90 % height spread; a height model holds "
+            "little to match on flat ground):",
+            "",
+            relief_table(relief["model"], relief["flat_spread_m"]),
+        ]
     if "baseline_method" in metrics:
         lines.append(
             f"Baseline: `{metrics['baseline_method']}` (the better variant on validation queries).\n"

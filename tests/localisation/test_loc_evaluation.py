@@ -117,21 +117,22 @@ def test_metrics_by_split() -> None:
 
 def test_relief_breakdown_sets_flat_scans_apart() -> None:
     table = _table()  # errors 1, 3, 5, 10, 40 (singles), 2, 6 (a track of 2), failed single
-    spread = np.array([0.2, 3.0, 0.5, 0.4, 0.1, 2.0, 2.0, 0.3])
+    spread = np.array([0.2, 3.0, 0.5, 0.4, 0.1, 2.0, 2.0, np.nan])  # the failed read has none
     table["relief"] = 1.0 - np.exp(-spread / 5.0)  # the confidence feature
     labels = np.array(["test", "test", "train", "train", "train", "test", "test", "none"])
     by = relief_breakdown(table, labels, flat_m=1.0)
     assert list(by) == ["all", "none", "test", "train"]
     flat, relief = by["all"]["flat"], by["all"]["relief"]
-    # flat singles: 1, 5, 10, 40 m and the failed one; with relief: 3 m; the track has relief
-    assert flat["single"]["n"] == 5 and flat["single"]["within_8m"] == pytest.approx(0.4)
+    # flat singles: 1, 5, 10, 40 m; with relief: 3 m; the track has relief; the failed one in neither
+    assert flat["single"]["n"] == 4 and flat["single"]["within_8m"] == pytest.approx(0.5)
+    assert by["none"]["flat"]["single"]["n"] == by["none"]["relief"]["single"]["n"] == 0
     assert relief["single"]["n"] == 1 and relief["single"]["within_8m"] == 1.0
     assert flat["track_2"]["n"] == 0 and relief["track_2"]["within_8m"] == 1.0
     assert by["train"]["flat"]["single"]["within_8m"] == pytest.approx(1 / 3)
     assert by["train"]["relief"]["single"]["n"] == 0
     # a 2.5 m threshold moves the track (2 m of spread) into the flat band
     assert relief_breakdown(table, labels, 2.5)["all"]["flat"]["track_2"]["n"] == 2
-    assert "| all | single | 5 | 40 % | 1 | 100 % |" in relief_table(by, 1.0)
+    assert "| all | single | 4 | 50 % | 1 | 100 % |" in relief_table(by, 1.0)
     assert relief_breakdown(table.drop(columns="relief"), labels, 1.0) == {}
 
 

@@ -137,12 +137,14 @@ def relief_breakdown(
     """``{split: {"flat" | "relief": {kind: summary}}}`` for ``all`` and each split.
 
     A scan is flat when the 10-90 % spread of its heights (read back from the ``relief`` feature)
-    is at most ``flat_m``: ground a height model holds little to match on. A table without the
-    feature (the classical baseline's) gives ``{}``.
+    is at most ``flat_m``: ground a height model holds little to match on. A scan without the
+    feature (one that failed to read) is in neither band; a table without the column (the
+    classical baseline's) gives ``{}``.
     """
     if "relief" not in table:
         return {}
-    flat = spread_from_relief(table["relief"].to_numpy(float)) <= flat_m
+    spread = spread_from_relief(table["relief"].to_numpy(float))
+    flat, relief = spread <= flat_m, spread > flat_m  # NaN in neither
     kinds = kind_of(table).to_numpy()
     labels = np.asarray(splits)
     out: dict[str, dict[str, Any]] = {}
@@ -150,7 +152,7 @@ def relief_breakdown(
         rows = np.ones(len(table), bool) if split == "all" else labels == split
         out[split] = {
             band: summarise_by_kind(table[rows & pick].reset_index(drop=True), kinds[rows & pick])
-            for band, pick in (("flat", flat), ("relief", ~flat))
+            for band, pick in (("flat", flat), ("relief", relief))
         }
     return out
 
